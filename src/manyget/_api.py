@@ -1,0 +1,176 @@
+"""The public entry points ``download`` and ``iter_download``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Executor
+from pathlib import Path
+
+from ._engines import DEFAULT_ENGINE, get_engine
+from ._engines._window import run_executor
+from ._exceptions import DestinationError, UsageError
+from ._jobs import Job, plan
+from ._policy import RetryPolicy, Settings, Timeouts
+from ._progress import Bar, Observer
+from ._results import Report, Result, Tally
+
+__all__ = ["DEFAULT_CONCURRENCY", "download", "iter_download", "prepare_dest", "run_jobs"]
+
+DEFAULT_CONCURRENCY = 64
+
+ProgressArg = bool | Observer | Sequence[Observer]
+
+
+def prepare_dest(dest: str | os.PathLike[str]) -> Path:
+    """Create ``dest`` if needed and check it is a writable folder, before any request."""
+    path = Path(dest)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DestinationError(f"destination {str(path)!r} is not a folder") from None
+    except OSError as exc:
+        raise DestinationError(f"cannot create destination {str(path)!r}: {exc}") from exc
+    if not path.is_dir():
+        raise DestinationError(f"destination {str(path)!r} is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DestinationError(f"destination {str(path)!r} is not writable")
+    return path
+
+
+def _observers(progress: ProgressArg) -> list[Observer]:
+    if progress is True:
+        return [Bar()]
+    if progress is False:
+        return []
+    if isinstance(progress, Sequence):
+        return list(progress)
+    return [progress]
+
+
+def iter_download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    engine: str | None = None,
+    executor: Executor | None = None,
+    concurrency: int | None = None,
+    timeout: float | Timeouts | None = None,
+    retries: int | RetryPolicy = 0,
+    progress: ProgressArg = False,
+) -> Iterator[Result]:
+    """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
+
+    ``urls`` may be any iterable, including a generator of millions of lines: it is read
+    lazily and only a bounded window of downloads is in flight. ``engine`` is one of
+    ``sequential``, ``threads`` (default), ``processes`` or ``asyncio``; ``executor`` runs
+    the downloads on any ``concurrent.futures.Executor`` instead. ``timeout`` is the
+    seconds allowed to connect and, after that, between two received bytes.
+    """
+    if isinstance(urls, str):
+        urls = [urls]
+    total = len(urls) if isinstance(urls, Sized) else None
+    return run_jobs(
+        plan(urls),
+        dest,
+        total=total,
+        engine=engine,
+        executor=executor,
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        progress=progress,
+    )
+
+
+def run_jobs(
+    jobs: Iterator[Job],
+    dest: str | os.PathLike[str],
+    *,
+    total: int | None = None,
+    engine: str | None = None,
+    executor: Executor | None = None,
+    concurrency: int | None = None,
+    timeout: float | Timeouts | None = None,
+    retries: int | RetryPolicy = 0,
+    progress: ProgressArg = False,
+) -> Iterator[Result]:
+    """:func:`iter_download` for planned jobs. Checks every option before returning."""
+    if engine is not None and executor is not None:
+        raise UsageError("give either engine= or executor=, not both")
+    if concurrency is None:
+        concurrency = DEFAULT_CONCURRENCY
+    if concurrency < 1:
+        raise UsageError(f"concurrency must be >= 1, got {concurrency}")
+    if timeout is None:
+        timeouts = Timeouts()
+    elif isinstance(timeout, Timeouts):
+        timeouts = timeout
+    else:
+        timeouts = Timeouts(connect=timeout, idle=timeout)
+    retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=retries)
+    run = None if executor is not None else get_engine(engine or DEFAULT_ENGINE)
+    settings = Settings(dest=prepare_dest(dest), timeouts=timeouts, retry=retry)
+    if executor is not None:
+        results = run_executor(executor, jobs, settings, window=2 * concurrency)
+    else:
+        assert run is not None
+        results = run(jobs, settings, concurrency)
+    return _observe(results, total, _observers(progress))
+
+
+def _observe(
+    results: Iterator[Result], total: int | None, observers: list[Observer]
+) -> Iterator[Result]:
+    tally = Tally()
+    start = time.monotonic()
+    for observer in observers:
+        observer.started(total)
+    try:
+        for result in results:
+            tally.add(result)
+            for observer in observers:
+                observer.result(result)
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        report = tally.report(time.monotonic() - start)
+        for observer in observers:
+            observer.finished(report)
+
+
+def download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    engine: str | None = None,
+    executor: Executor | None = None,
+    concurrency: int | None = None,
+    timeout: float | Timeouts | None = None,
+    retries: int | RetryPolicy = 0,
+    progress: ProgressArg = False,
+    keep_results: bool = True,
+) -> Report:
+    """Download every URL into ``dest`` and return the :class:`Report` of the run.
+
+    Takes the same arguments as :func:`iter_download`. With ``keep_results=False`` the
+    report holds only the counts, so memory stays flat for any number of URLs.
+    """
+    start = time.monotonic()
+    tally = Tally(keep_results=keep_results)
+    tally.extend(
+        iter_download(
+            urls,
+            dest,
+            engine=engine,
+            executor=executor,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            progress=progress,
+        )
+    )
+    return tally.report(time.monotonic() - start)

@@ -1,0 +1,512 @@
+"""The ``manyget`` command line: ``get``, ``flags`` and ``serve``.
+
+Only this module prints reports and calls ``sys.exit``. Exit statuses: 0 every download
+complete, 1 some downloads failed, 2 usage or input error, 3 local I/O error (the
+destination), 130 interrupted (Ctrl-C). Heavy modules are imported inside the commands so
+``manyget --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import string
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING
+
+from ._engines import DEFAULT_ENGINE, ENGINES
+from ._exceptions import DestinationError, ManygetError, UsageError
+
+if TYPE_CHECKING:
+    from ._progress import Observer
+    from ._results import Report
+    from ._server import Faults
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCAL_IO = 3
+EXIT_INTERRUPTED = 130
+
+REMOTE_FLAGS = "https://www.fluentpython.com/data/flags"
+FLAG_SERVERS = ("LOCAL", "DELAY", "ERROR", "REMOTE")
+DEFAULT_DELAY = "0.5"
+DEFAULT_ERROR_RATE = 0.25
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a probability: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _delay(text: str) -> tuple[float, float]:
+    from ._server import parse_delay
+
+    try:
+        return parse_delay(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default=DEFAULT_ENGINE,
+        help=f"how downloads run at once (default: {DEFAULT_ENGINE})",
+    )
+    parser.add_argument(
+        "-d", "--dest", default="downloads", help="folder to save into (default: downloads)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="manyget",
+        description="Download many files concurrently: fast, polite, without losing a byte.",
+        epilog="Exit status: 0 all complete, 1 some downloads failed, 2 usage or input "
+        "error, 3 local I/O error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version="manyget 0.1.0")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    get = commands.add_parser("get", help="download a list of URLs into a folder")
+    get.add_argument("urls", metavar="URL", nargs="*", help="URLs to download")
+    get.add_argument(
+        "-i", "--input", metavar="FILE", help="read URLs from FILE, one a line ('-': stdin)"
+    )
+    _add_engine_options(get)
+    get.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="downloads at once (default: 64)",
+    )
+    get.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds to connect, and with no byte received (default: 10 and 30)",
+    )
+    get.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="tries again after a transient failure (default: 2)",
+    )
+    out = get.add_mutually_exclusive_group()
+    out.add_argument("-v", "--verbose", action="store_true", help="one line per URL")
+    out.add_argument("-q", "--quiet", action="store_true", help="print failures only")
+    get.add_argument("--json", action="store_true", help="one JSON object per URL on stdout")
+
+    flags = commands.add_parser(
+        "flags",
+        help="the Fluent Python flags demo against an embedded server",
+        description="Download flags for country codes. Default: top 20 countries by "
+        "population. With -s LOCAL, DELAY or ERROR an embedded server is started on "
+        "a free loopback port for the run.",
+    )
+    flags.add_argument(
+        "cc", metavar="CC", nargs="*", help="country code or 1st letter (eg. B for BA...BZ)"
+    )
+    flags.add_argument(
+        "-a", "--all", action="store_true", help="get all available flags (AD to ZW)"
+    )
+    flags.add_argument(
+        "-e",
+        "--every",
+        action="store_true",
+        help="get flags for every possible code (AA...ZZ)",
+    )
+    flags.add_argument(
+        "-l",
+        "--limit",
+        metavar="N",
+        type=int,
+        default=sys.maxsize,
+        help="limit to N first codes",
+    )
+    flags.add_argument(
+        "-m",
+        "--max-req",
+        "--max_req",
+        metavar="CONCURRENT",
+        type=int,
+        default=None,
+        dest="max_req",
+        help="maximum concurrent requests (default: 64)",
+    )
+    flags.add_argument(
+        "-s",
+        "--server",
+        metavar="LABEL",
+        default="LOCAL",
+        help="server to hit: LOCAL, DELAY, ERROR, REMOTE or a base URL (default: LOCAL)",
+    )
+    flags.add_argument(
+        "-v", "--verbose", action="store_true", help="output detailed progress info"
+    )
+    _add_engine_options(flags)
+    flags.set_defaults(usage=flags.format_usage())
+    flags.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="retry failed requests N times (default: 0, as in the book)",
+    )
+    flags.add_argument(
+        "--delay",
+        type=_delay,
+        default=None,
+        metavar="S|MIN:MAX",
+        help=f"latency of the DELAY and ERROR servers (default: {DEFAULT_DELAY})",
+    )
+    flags.add_argument(
+        "--error-rate",
+        type=_rate,
+        default=DEFAULT_ERROR_RATE,
+        metavar="P",
+        help="share of requests the ERROR server fails (default: 0.25)",
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the flag server in the foreground",
+        description="Serve /flags/{cc}/{cc}.gif and /flags/{cc}/metadata.json for the "
+        "book's 194 countries (or any folder with --data) until interrupted.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=8001, help="port, 0 for any free one (default: 8001)"
+    )
+    serve.add_argument(
+        "--delay",
+        type=_delay,
+        default=(0.0, 0.0),
+        metavar="S|MIN:MAX",
+        help="add S seconds, or between MIN and MAX, to every request",
+    )
+    serve.add_argument(
+        "--error-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="answer this share of requests with a 5xx error",
+    )
+    serve.add_argument("--data", metavar="DIR", default=None, help="serve this folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "get":
+            return _get(args)
+        if args.command == "flags":
+            return _flags(args)
+        return _serve(args)
+    except KeyboardInterrupt:
+        print("manyget: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except DestinationError as exc:
+        print(f"manyget: error: {exc}", file=sys.stderr)
+        return EXIT_LOCAL_IO
+    except ManygetError as exc:
+        print(f"manyget: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- get
+
+
+def _open_list(name: str) -> IO[str]:
+    if name == "-":
+        return sys.stdin
+    try:
+        return open(name, encoding="utf-8", errors="replace", newline=None)
+    except OSError as exc:
+        from ._exceptions import InputError
+
+        raise InputError(f"cannot read URL list {name!r}: {exc.strerror or exc}") from exc
+
+
+def _get(args: argparse.Namespace) -> int:
+    from ._api import run_jobs
+    from ._jobs import plan_lines, read_url_lines
+    from ._progress import Bar, FailureLines, JsonLines, VerboseLines
+    from ._results import Tally
+
+    if not args.urls and args.input is None:
+        raise UsageError("no URLs: give some as arguments or with -i FILE (or -i - for stdin)")
+    source = _open_list(args.input) if args.input is not None else None
+
+    def pairs() -> Iterator[tuple[int | None, str]]:
+        for url in args.urls:
+            yield None, url
+        if source is not None:
+            yield from read_url_lines(source)
+
+    observers: list[Observer] = []
+    bar = None
+    if sys.stderr.isatty() and not args.verbose and not args.quiet:
+        bar = Bar(sys.stderr)
+        observers.append(bar)
+    if args.verbose:
+        observers.append(VerboseLines(sys.stderr))
+    else:
+        observers.append(FailureLines(sys.stderr, bar))
+    if args.json:
+        observers.append(JsonLines(sys.stdout))
+    total = len(args.urls) if source is None else None
+    tally = Tally()
+    start = time.monotonic()
+    with source if source is not None and source is not sys.stdin else contextlib.nullcontext():
+        results = run_jobs(
+            plan_lines(pairs()),
+            args.dest,
+            total=total,
+            engine=args.engine,
+            concurrency=args.jobs,
+            timeout=args.timeout,
+            retries=args.retries,
+            progress=observers,
+        )
+        try:
+            tally.extend(results)
+        except KeyboardInterrupt:
+            _print_summary(tally.report(time.monotonic() - start), quiet=args.quiet, partial=True)
+            raise
+    report = tally.report(time.monotonic() - start)
+    _print_summary(report, quiet=args.quiet)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> None:
+    if quiet and report.ok and not partial:
+        return
+    prefix = "manyget: interrupted: " if partial else "manyget: "
+    print(prefix + report.summary(), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- flags
+
+
+class _FlagsUsage(Exception):
+    """A usage error reported the book's way: ``*** Usage error: ...``."""
+
+
+def expand_cc_args(every: bool, all_: bool, cc_args: Sequence[str], limit: int) -> list[str]:
+    """The book's ``expand_cc_args``: ``-e`` over ``-a`` over codes; sorted, limited."""
+    from ._server import COUNTRY_CODES
+
+    codes: set[str] = set()
+    a_z = string.ascii_uppercase
+    if every:
+        codes.update(a + b for a in a_z for b in a_z)
+    elif all_:
+        codes.update(COUNTRY_CODES)
+    else:
+        for cc in (c.upper() for c in cc_args):
+            if len(cc) == 1 and cc in a_z:
+                codes.update(cc + c for c in a_z)
+            elif len(cc) == 2 and all(c in a_z for c in cc):
+                codes.add(cc)
+            else:
+                raise _FlagsUsage("each CC argument must be A to Z or AA to ZZ.")
+    return sorted(codes)[:limit]
+
+
+def _flags_args(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
+    """Validate like the book's ``process_args``; return codes, label and base URL."""
+    from ._server import POP20_CC
+
+    if args.max_req is not None and args.max_req < 1:
+        raise _FlagsUsage("--max_req CONCURRENT must be >= 1")
+    if args.limit < 1:
+        raise _FlagsUsage("--limit N must be >= 1")
+    server = args.server
+    base_url: str | None = None
+    if server.upper() in FLAG_SERVERS:
+        label = server.upper()
+        if label == "REMOTE":
+            base_url = REMOTE_FLAGS
+    elif server.lower().startswith(("http://", "https://")):
+        label, base_url = "CUSTOM", server.rstrip("/")
+    else:
+        raise _FlagsUsage(
+            "--server LABEL must be one of " + ", ".join(sorted(FLAG_SERVERS)) + " or a URL"
+        )
+    cc_list = expand_cc_args(args.every, args.all, args.cc, args.limit)
+    if not cc_list:
+        cc_list = sorted(POP20_CC)[: args.limit]
+    return cc_list, label, base_url
+
+
+def _flag_faults(label: str, args: argparse.Namespace) -> Faults:
+    from ._server import Faults, parse_delay
+
+    delay = args.delay if args.delay is not None else parse_delay(DEFAULT_DELAY)
+    if label == "DELAY":
+        return Faults(delay=delay)
+    if label == "ERROR":
+        return Faults(delay=delay, delay_rate=0.5, error_rate=args.error_rate)
+    return Faults()
+
+
+def initial_report(cc_list: Sequence[str], actual_req: int, label: str, base_url: str) -> None:
+    cc_msg = ", ".join(cc_list) if len(cc_list) <= 10 else f"from {cc_list[0]} to {cc_list[-1]}"
+    print(f"{label} site: {base_url}")
+    plural = "s" if len(cc_list) != 1 else ""
+    print(f"Searching for {len(cc_list)} flag{plural}: {cc_msg}")
+    if actual_req == 1:
+        print("1 connection will be used.")
+    else:
+        print(f"{actual_req} concurrent connections will be used.")
+
+
+def final_report(report: Report, elapsed: float) -> None:
+    from ._results import Status
+
+    counts = report.counts
+    print("-" * 20)
+    plural = "s" if counts[Status.OK] != 1 else ""
+    print(f"{counts[Status.OK]:3} flag{plural} downloaded.")
+    if counts[Status.NOT_FOUND]:
+        print(f"{counts[Status.NOT_FOUND]:3} not found.")
+    if counts[Status.ERROR]:
+        plural = "s" if counts[Status.ERROR] != 1 else ""
+        print(f"{counts[Status.ERROR]:3} error{plural}.")
+    print(f"Elapsed time: {elapsed:.2f}s")
+
+
+def _flags(args: argparse.Namespace) -> int:
+    from ._api import DEFAULT_CONCURRENCY
+
+    try:
+        cc_list, label, base_url = _flags_args(args)
+    except _FlagsUsage as exc:
+        print(f"*** Usage error: {exc}")
+        print(args.usage, end="")
+        return EXIT_USAGE
+    max_req = args.max_req if args.max_req is not None else DEFAULT_CONCURRENCY
+    actual_req = 1 if args.engine == "sequential" else min(max_req, len(cc_list))
+    with contextlib.ExitStack() as stack:
+        if base_url is None:
+            from ._server import Server
+
+            server = stack.enter_context(Server(faults=_flag_faults(label, args)))
+            base_url = server.flags_url
+        initial_report(cc_list, actual_req, label, base_url)
+        return _download_flags(cc_list, base_url, actual_req, args)
+
+
+def _download_flags(
+    cc_list: Sequence[str], base_url: str, actual_req: int, args: argparse.Namespace
+) -> int:
+    from ._api import run_jobs
+    from ._jobs import plan
+    from ._progress import Bar
+    from ._results import Status, Tally
+
+    urls = [f"{base_url}/{cc.lower()}/{cc.lower()}.gif" for cc in cc_list]
+    code_of = dict(zip(urls, cc_list, strict=True))
+    observers: list[Observer] = []
+    if not args.verbose and sys.stderr.isatty():
+        observers.append(Bar(sys.stderr))
+    tally = Tally()
+    start = time.perf_counter()
+    results = run_jobs(
+        plan(urls),
+        args.dest,
+        total=len(urls),
+        engine=args.engine,
+        concurrency=actual_req,
+        retries=args.retries,
+        progress=observers,
+    )
+    for result in results:
+        tally.add(result)
+        if args.verbose:
+            cc = code_of.get(result.url, "??")
+            if result.status is Status.OK:
+                print(cc, "OK")
+            elif result.status is Status.NOT_FOUND:
+                print(cc, f"not found: {result.url}")
+            else:
+                print(cc, f"error: {result.error}")
+    elapsed = time.perf_counter() - start
+    report = tally.report(elapsed)
+    assert report.total == len(cc_list), "some downloads are unaccounted for"
+    final_report(report, elapsed)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._server import Faults, serve
+
+    faults = Faults(delay=args.delay, error_rate=args.error_rate)
+
+    def ready(url: str) -> None:
+        print(f"manyget: serving on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    try:
+        serve(args.host, args.port, faults=faults, data_dir=args.data, on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
+        pass
+    except OSError as exc:
+        print(f"manyget: error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_LOCAL_IO
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

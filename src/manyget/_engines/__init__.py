@@ -1,0 +1,49 @@
+"""Engines: interchangeable ways to run many downloads at once.
+
+An engine is one function, ``run(jobs, settings, concurrency) -> Iterator[Result]``: it
+pulls jobs lazily from the iterator, keeps at most about ``concurrency`` downloads in
+flight, and yields each result as it completes. Engines are imported only when chosen,
+so ``import manyget`` and ``manyget --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import TypeAlias
+
+from .._exceptions import EngineError, EngineUnavailable
+from .._jobs import Job
+from .._policy import Settings
+from .._results import Result
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "EngineRun", "get_engine"]
+
+EngineRun: TypeAlias = Callable[[Iterator[Job], Settings, int], Iterator[Result]]
+
+# name -> (module, what to install when its import fails)
+ENGINES: dict[str, tuple[str, str]] = {
+    "sequential": ("._sequential", "pycurl"),
+    "threads": ("._threads", "pycurl"),
+    "processes": ("._processes", "pycurl"),
+    "asyncio": ("._asyncio", "aiohttp"),
+}
+DEFAULT_ENGINE = "threads"
+
+
+def get_engine(name: str) -> EngineRun:
+    """The ``run`` function of the engine called ``name``."""
+    try:
+        module_name, needs = ENGINES[name]
+    except KeyError:
+        known = ", ".join(ENGINES)
+        raise EngineError(f"unknown engine {name!r}; choose one of: {known}") from None
+    try:
+        module = importlib.import_module(module_name, __name__)
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"engine {name!r} needs {needs}, which cannot be imported ({exc}); "
+            f"install it with: pip install {needs}"
+        ) from exc
+    run: EngineRun = module.run
+    return run

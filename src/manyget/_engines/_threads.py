@@ -1,0 +1,26 @@
+"""A thread pool of blocking libcurl downloads: the book's ``flags_threadpool.py``.
+
+libcurl releases the GIL while it waits and moves bytes, so threads overlap well; each
+thread keeps its own handle and so its own kept-alive connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from .._jobs import Job
+from .._policy import Settings
+from .._results import Result
+from ._window import run_executor
+
+__all__ = ["run"]
+
+
+def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+    """Fetch jobs on ``concurrency`` threads, yielding results as they complete."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="manyget")
+    try:
+        yield from run_executor(pool, jobs, settings, window=2 * concurrency)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,70 @@
+"""A bounded window over any ``concurrent.futures.Executor``.
+
+Theory of operation: instead of submitting one future per URL up front (a million URLs
+would be a million futures), at most ``window`` futures exist at a time. Each time one
+completes its result is yielded and one more job is submitted, so memory stays flat and
+results come back in completion order, like ``as_completed``. A future that raises (a
+worker process that died, an executor shut down under us) still yields an ``ERROR``
+result for its job, so every URL is accounted for. Closing the generator cancels what
+has not started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+
+from .._fetch import Fetcher
+from .._jobs import Job
+from .._policy import Settings
+from .._results import Result, Status
+
+__all__ = ["fetch_job", "run_executor"]
+
+_local = threading.local()
+
+
+def fetch_job(job: Job, settings: Settings) -> Result:
+    """Download one job with this thread's own reused fetcher (picklable entry point)."""
+    fetchers: dict[Settings, Fetcher] | None = getattr(_local, "fetchers", None)
+    if fetchers is None:
+        fetchers = _local.fetchers = {}
+    fetcher = fetchers.get(settings)
+    if fetcher is None:
+        fetcher = fetchers[settings] = Fetcher(settings)
+    return fetcher.fetch(job)
+
+
+def failed(job: Job, settings: Settings, exc: BaseException) -> Result:
+    """The result for a job whose worker failed before producing one."""
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return Result(job.url, str(settings.dest / job.name), Status.ERROR, error=message)
+
+
+def run_executor(
+    executor: Executor, jobs: Iterator[Job], settings: Settings, window: int
+) -> Iterator[Result]:
+    """Run ``fetch_job`` for every job on ``executor``, at most ``window`` at a time."""
+    pending: dict[Future[Result], Job] = {}
+
+    def submit(batch: Iterator[Job]) -> None:
+        for job in batch:
+            pending[executor.submit(fetch_job, job, settings)] = job
+
+    try:
+        submit(itertools.islice(jobs, window))
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker failed, not the download
+                    result = failed(job, settings, exc)
+                yield result
+            submit(itertools.islice(jobs, window - len(pending)))
+    finally:
+        for future in pending:
+            future.cancel()

@@ -1,0 +1,287 @@
+"""One download: the thin I/O twins ``Fetcher.fetch`` (libcurl) and ``AsyncFetcher.afetch``
+(aiohttp) over one set of pure decisions.
+
+Theory of operation: a fetcher sends one request per attempt and streams a 2xx body into
+a hidden temporary file beside its final name, opened only when the first byte of a
+successful response arrives (a 404 creates no file at all). When the body is complete,
+libcurl or aiohttp has already checked it against ``Content-Length``; the file is closed
+and renamed onto its final name in one ``os.replace``, so a name under the destination is
+never a half-written file. Any failure removes the temporary file. Whether to try again,
+and after how long, is :meth:`RetryPolicy.delay_for`'s decision; how an attempt becomes a
+:class:`Result` is :func:`conclude`'s. Those are shared by both twins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._jobs import Job
+from ._policy import Settings
+from ._results import Result, Status
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["AsyncFetcher", "Fetcher", "conclude"]
+
+_NOT_FOUND = frozenset({404, 410})
+_LARGE_READ = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one request produced: an HTTP status (if any), body bytes kept, an error."""
+
+    http_status: int | None
+    nbytes: int = 0
+    error: str | None = None
+
+
+def conclude(job: Job, dest: Path, attempt: Attempt, attempts: int, seconds: float) -> Result:
+    """Turn the last attempt at ``job`` into its :class:`Result`."""
+    path = str(dest / job.name)
+    code = attempt.http_status
+    if attempt.error is None and code is not None and 200 <= code < 300:
+        return Result(job.url, path, Status.OK, code, attempt.nbytes, seconds, attempts)
+    not_found = attempt.error is None and code in _NOT_FOUND
+    status = Status.NOT_FOUND if not_found else Status.ERROR
+    error = attempt.error or _http_error(code)
+    return Result(job.url, path, status, code, 0, seconds, attempts, error)
+
+
+def rejected(job: Job) -> Result:
+    """The result for a job that is not a usable URL: no request is made."""
+    return Result(job.url, None, Status.ERROR, None, 0, 0.0, 0, job.problem)
+
+
+def _http_error(code: int | None) -> str:
+    if code is None:
+        return "no response"
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return f"HTTP {code} {phrase}"
+
+
+def _retry_status(attempt: Attempt) -> int | None:
+    # A transfer that failed after the status line (reset, truncation, timeout) is
+    # treated like no response at all: transient.
+    return None if attempt.error is not None else attempt.http_status
+
+
+class _Part:
+    """A hidden temporary file beside the final name; renamed into place when complete."""
+
+    __slots__ = ("file", "final", "tmp")
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.tmp = final.with_name(f".{final.name}.{os.getpid()}-{id(self):x}.part")
+        self.file = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed in publish/discard
+
+    def publish(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+# --------------------------------------------------------------------------- libcurl
+
+
+class Fetcher:
+    """Blocking downloads over one reused libcurl handle (keeps its connections alive).
+
+    Not thread-safe: engines give each thread its own fetcher.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import pycurl
+
+        self._pycurl = pycurl
+        self.settings = settings
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.FOLLOWLOCATION, 1)
+        curl.setopt(pycurl.MAXREDIRS, 20)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
+        # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
+        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
+        curl.setopt(pycurl.USERAGENT, settings.user_agent)
+        curl.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
+        curl.setopt(pycurl.BUFFERSIZE, 256 * 1024)
+        # Error statuses end the transfer before any body byte reaches _write, so an
+        # error page is never saved and no file is created for it.
+        curl.setopt(pycurl.FAILONERROR, 1)
+        curl.setopt(pycurl.WRITEFUNCTION, self._write)
+        self._curl = curl
+        self._part: _Part | None = None
+        self._final: Path | None = None
+        self._kept = 0
+
+    def close(self) -> None:
+        self._curl.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def fetch(self, job: Job) -> Result:
+        """Download ``job`` (retrying as the policy allows) and return its result."""
+        dest = self.settings.dest
+        if job.problem is not None:
+            return rejected(job)
+        start = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            attempt = self._attempt(job)
+            delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
+            if delay is None:
+                return conclude(job, dest, attempt, attempts, time.monotonic() - start)
+            time.sleep(delay)
+
+    def _write(self, data: bytes) -> None:
+        part = self._part
+        if part is None:
+            if self._final is None:
+                return
+            part = self._part = _Part(self._final)
+        part.file.write(data)
+        self._kept += len(data)
+
+    def _attempt(self, job: Job) -> Attempt:
+        pycurl = self._pycurl
+        curl = self._curl
+        self._final = self.settings.dest / job.name
+        self._part = None
+        self._kept = 0
+        curl.setopt(pycurl.URL, job.url)
+        try:
+            try:
+                curl.perform()
+            except pycurl.error as exc:
+                code = curl.getinfo(pycurl.RESPONSE_CODE) or None
+                if exc.args and exc.args[0] == pycurl.E_HTTP_RETURNED_ERROR:
+                    return Attempt(code)
+                return Attempt(code, 0, _curl_message(exc))
+            code = curl.getinfo(pycurl.RESPONSE_CODE)
+            if not 200 <= code < 300:
+                return Attempt(code)
+            part = self._part or _Part(self._final)  # an empty body still makes a file
+            self._part = None
+            part.publish()
+            return Attempt(code, self._kept)
+        finally:
+            if self._part is not None:
+                self._part.discard()
+                self._part = None
+
+
+def _curl_message(exc: Exception) -> str:
+    args = exc.args
+    if len(args) >= 2 and args[1]:
+        return str(args[1])
+    return f"libcurl error {args[0]}" if args else "libcurl error"
+
+
+# --------------------------------------------------------------------------- aiohttp
+
+
+class AsyncFetcher:
+    """Async downloads over one aiohttp session; create and use it inside one event loop."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self.settings = settings
+        timeouts = settings.timeouts
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
+            ),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "identity"},
+            auto_decompress=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> AsyncFetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def afetch(self, job: Job) -> Result:
+        """Download ``job`` (retrying as the policy allows) and return its result."""
+        dest = self.settings.dest
+        if job.problem is not None:
+            return rejected(job)
+        start = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            attempt = await self._aattempt(job)
+            delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
+            if delay is None:
+                return conclude(job, dest, attempt, attempts, time.monotonic() - start)
+            await asyncio.sleep(delay)
+
+    async def _aattempt(self, job: Job) -> Attempt:
+        aiohttp = self._aiohttp
+        code: int | None = None
+        part: _Part | None = None
+        try:
+            async with self._session.get(job.url, max_redirects=20) as resp:
+                code = resp.status
+                if not 200 <= code < 300:
+                    return Attempt(code)
+                part = _Part(self.settings.dest / job.name)
+                kept = await _stream(resp, part)
+            part.publish()
+            part = None
+            return Attempt(code, kept)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Attempt(code, 0, _aiohttp_message(exc))
+        finally:
+            if part is not None:
+                part.discard()
+
+
+async def _stream(resp: aiohttp.ClientResponse, part: _Part) -> int:
+    length = resp.content_length
+    if length is not None and length <= _LARGE_READ:
+        body = await resp.read()
+        part.file.write(body)
+        return len(body)
+    kept = 0
+    async for chunk in resp.content.iter_chunked(_LARGE_READ):
+        part.file.write(chunk)
+        kept += len(chunk)
+    return kept
+
+
+def _aiohttp_message(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__

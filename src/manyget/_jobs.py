@@ -1,0 +1,152 @@
+"""Pure planning: read URL lists, check URLs, and derive safe file names.
+
+Theory of operation: a run's input is any iterable of strings, possibly a generator of
+millions of lines, so everything here is lazy. :func:`plan` turns each line into a
+:class:`Job` carrying the file name it will be saved under (relative to the destination)
+or, for a line that is not a usable URL, the problem to report. Names come from the last
+segment of the URL path, cleaned so they can never escape the destination; two URLs that
+map to one name get distinct names, deterministically, by a short hash of the URL. Only
+fixed-size digests of names already used are remembered, so memory grows by a few dozen
+bytes per URL, not by the URLs themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["Job", "check_url", "plan", "plan_lines", "read_url_lines", "safe_name"]
+
+MAX_NAME_BYTES = 255
+_SCHEMES = frozenset({"http", "https"})
+_BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# Bidi controls and other invisible format characters that disguise a name.
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One URL to fetch and the name (relative to the destination) to save it under.
+
+    A job whose ``problem`` is set is never requested: it is reported as an error.
+    """
+
+    url: str
+    name: str
+    index: int = 0
+    line: int | None = None
+    problem: str | None = None
+
+
+def check_url(url: str) -> str | None:
+    """Return why ``url`` cannot be downloaded, or ``None`` if it can."""
+    if not url:
+        return "empty URL"
+    if _BAD_URL_CHARS.search(url):
+        return "URL contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"bad URL: {exc}"
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        return f"unsupported scheme {scheme + ':' if scheme else '(none)'}; use http or https"
+    if not parts.hostname:
+        return "URL has no host"
+    if port == 0:
+        return "bad port 0"
+    return None
+
+
+def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, url)`` from a URL list, lazily.
+
+    Blank lines and ``#`` comments are skipped; a byte-order mark, CR/LF endings and
+    surrounding white space are removed. Anything after a tab is kept out of the URL.
+    """
+    for number, raw in enumerate(lines, start=1):
+        text = raw.lstrip("\ufeff") if number == 1 else raw
+        text = text.split("\t", 1)[0].strip()
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def safe_name(url: str) -> str:
+    """The file name for ``url``: the last path segment, made safe to create anywhere.
+
+    The result has no path separators, no ``..``, no control or bidi characters, no
+    leading dot, no reserved Windows device name, and is at most 255 bytes of UTF-8,
+    shortened on a character boundary keeping the extension.
+    """
+    path = urlsplit(url).path
+    segment = unquote(path.rsplit("/", 1)[-1], errors="replace")
+    name = unicodedata.normalize("NFC", segment)
+    name = _INVISIBLE.sub("", name)
+    name = _UNSAFE_NAME_CHARS.sub("_", name)
+    name = name.strip().lstrip(".").rstrip(". ")
+    if not name:
+        host = urlsplit(url).hostname or "download"
+        name = f"{host}.index" if path.strip("/") == "" else "index"
+    if name.partition(".")[0].upper() in _WINDOWS_RESERVED:
+        name = f"_{name}"
+    return _shorten(name, MAX_NAME_BYTES)
+
+
+def _shorten(name: str, limit: int) -> str:
+    raw = name.encode()
+    if len(raw) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, ext = name, ""
+    tail = f".{ext}" if ext else ""
+    room = limit - len(tail.encode())
+    cut = stem.encode()[:room].decode(errors="ignore")
+    return cut + tail
+
+
+def _with_suffix(name: str, tag: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    tail = f".{ext}" if ext else ""
+    return _shorten(stem, MAX_NAME_BYTES - len(tail.encode()) - len(tag) - 1) + f"~{tag}{tail}"
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def plan(urls: Iterable[str]) -> Iterator[Job]:
+    """Turn URLs into jobs lazily, giving each a distinct safe name."""
+    return plan_lines((None, url.strip()) for url in urls)
+
+
+def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
+    """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`."""
+    used: set[int] = set()
+    for index, (line, url) in enumerate(items):
+        problem = check_url(url)
+        if problem is not None:
+            where = f"line {line}: " if line is not None else ""
+            yield Job(url, "", index, line, f"{where}{problem}")
+            continue
+        name = safe_name(url)
+        key = _digest(name)
+        if key in used:
+            tag = f"{_digest(url):016x}"[:8]
+            name = _with_suffix(name, tag)
+            key = _digest(name)
+        used.add(key)
+        yield Job(url, name, index, line)

@@ -1,0 +1,109 @@
+"""Observers of a run: progress bar, verbose lines, JSON lines. The core never prints.
+
+An observer is told when a run starts (with the number of URLs when it is known), about
+each result as it completes, and when the run ends. ``download(progress=...)`` and the CLI
+attach them; library code only calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, TYPE_CHECKING, Never, Protocol
+
+from ._results import Report, Result, Status
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+__all__ = ["Bar", "FailureLines", "JsonLines", "Observer", "VerboseLines", "describe"]
+
+
+class Observer(Protocol):
+    def started(self, total: int | None) -> None: ...
+
+    def result(self, result: Result) -> None: ...
+
+    def finished(self, report: Report) -> None: ...
+
+
+def describe(result: Result) -> str:
+    """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error."""
+    if result.status is Status.OK:
+        return f"OK {result.url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
+    if result.status is Status.SKIPPED:
+        return f"SKIPPED {result.url} -> {result.path}"
+    label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
+    return f"{label} {result.url}: {result.error}"
+
+
+class Bar:
+    """A tqdm progress bar on ``stream`` (stderr by default); others print through it."""
+
+    def __init__(self, stream: IO[str] | None = None, unit: str = "file") -> None:
+        self.stream = stream or sys.stderr
+        self.unit = unit
+        self._bar: tqdm[Never] | None = None
+
+    def started(self, total: int | None) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit=self.unit, file=self.stream, dynamic_ncols=True)
+
+    def result(self, result: Result) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def write(self, line: str, stream: IO[str]) -> None:
+        """Print ``line`` without tearing the bar."""
+        if self._bar is not None:
+            self._bar.write(line, file=stream)
+        else:
+            print(line, file=stream)
+
+    def finished(self, report: Report) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _Lines:
+    """Shared by the line printers: print through the bar when there is one."""
+
+    def __init__(self, stream: IO[str], bar: Bar | None = None) -> None:
+        self.stream = stream
+        self.bar = bar
+
+    def emit(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def started(self, total: int | None) -> None:
+        pass
+
+    def finished(self, report: Report) -> None:
+        pass
+
+
+class VerboseLines(_Lines):
+    """One line per result."""
+
+    def result(self, result: Result) -> None:
+        self.emit(describe(result))
+
+
+class FailureLines(_Lines):
+    """One line per failed result (what the CLI prints when not verbose)."""
+
+    def result(self, result: Result) -> None:
+        if not result.ok:
+            self.emit(describe(result))
+
+
+class JsonLines(_Lines):
+    """One JSON object per result."""
+
+    def result(self, result: Result) -> None:
+        print(json.dumps(result.to_dict()), file=self.stream)

@@ -1,0 +1,307 @@
+"""The command line: `manyget flags` as in the book, `get`, `serve`, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from manyget._cli import main
+from manyget._server import COUNTRY_CODES, POP20_CC, Server, flag_gif
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def manyget_cli(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "manyget", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def test_flags_default_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`manyget flags` prints the book's initial and final report for the POP20 set."""
+    code, out, _ = run_main(["flags", "-d", str(tmp_path)], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert re.fullmatch(r"LOCAL site: http://127\.0\.0\.1:\d+/flags", lines[0])
+    assert lines[1] == "Searching for 20 flags: from BD to VN"
+    assert lines[2] == "20 concurrent connections will be used."
+    assert lines[3] == "-" * 20
+    assert lines[4] == " 20 flags downloaded."
+    assert re.fullmatch(r"Elapsed time: \d+\.\d\ds", lines[5])
+    assert len(lines) == 6
+    for cc in POP20_CC:
+        assert (tmp_path / f"{cc.lower()}.gif").read_bytes() == flag_gif(cc)
+
+
+def test_flags_every_reports_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-e` asks for all 676 codes: 194 downloaded, 482 not found, no file for those."""
+    code, out, _ = run_main(["flags", "-e", "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert "Searching for 676 flags: from AA to ZZ" in out
+    assert "194 flags downloaded." in out
+    assert "482 not found." in out
+    assert "error" not in out
+    assert len(list(tmp_path.iterdir())) == 194
+
+
+@pytest.mark.parametrize("engine", ["sequential", "threads", "processes", "asyncio"])
+def test_flags_all_each_engine(
+    engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-a` downloads the 194 flags on every engine; sequential uses one connection."""
+    code, out, _ = run_main(["flags", "-a", "--engine", engine, "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert "Searching for 194 flags: from AD to ZW" in out
+    assert "194 flags downloaded." in out
+    expected = (
+        "1 connection will be used."
+        if engine == "sequential"
+        else ("64 concurrent connections will be used.")
+    )
+    assert expected in out
+
+
+@pytest.mark.parametrize(
+    ("args", "searching"),
+    [
+        (["B"], "Searching for 26 flags: from BA to BZ"),
+        (["br", "CN", "jp"], "Searching for 3 flags: BR, CN, JP"),
+        (["-a", "-l", "5"], "Searching for 5 flags: AD, AE, AF, AG, AL"),
+        (["-e", "-a", "BR"], "Searching for 676 flags: from AA to ZZ"),
+        (["-a", "BR"], "Searching for 194 flags: from AD to ZW"),
+        (["-l", "3"], "Searching for 3 flags: BD, BR, CD"),
+        (["US"], "Searching for 1 flag: US"),
+    ],
+)
+def test_flags_code_selection(
+    args: list[str], searching: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Codes, first letters, -a, -e and -l combine with the book's precedence."""
+    code, out, _ = run_main(["flags", *args, "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert searching in out.splitlines()
+
+
+def test_flags_first_letter_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`B` asks for BA..BZ: existing countries download, the rest are not found."""
+    code, out, _ = run_main(["flags", "B", "-d", str(tmp_path)], capsys)
+    existing = [cc for cc in COUNTRY_CODES if cc.startswith("B")]
+    assert code == 0
+    assert f"{len(existing):3} flags downloaded." in out
+    assert f"{26 - len(existing):3} not found." in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["XYZ"], "*** Usage error: each CC argument must be A to Z or AA to ZZ."),
+        (["B1"], "*** Usage error: each CC argument must be A to Z or AA to ZZ."),
+        (["-m", "0"], "*** Usage error: --max_req CONCURRENT must be >= 1"),
+        (["-l", "0"], "*** Usage error: --limit N must be >= 1"),
+        (["-s", "BOGUS"], "*** Usage error: --server LABEL must be one of"),
+    ],
+)
+def test_flags_usage_errors(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad flags arguments print the book's usage error line and exit 2, downloading nothing."""
+    code, out, _ = run_main(["flags", *args, "-d", str(tmp_path)], capsys)
+    assert code == 2
+    assert out.splitlines()[0].startswith(message)
+    assert "usage: manyget flags" in out
+    assert not any(tmp_path.iterdir())
+
+
+def test_flags_delay_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The DELAY server slows every request; all flags still arrive."""
+    code, out, _ = run_main(
+        ["flags", "-s", "DELAY", "--delay", "0.3", "-d", str(tmp_path)], capsys
+    )
+    assert code == 0
+    assert out.startswith("DELAY site: http://127.0.0.1:")
+    assert " 20 flags downloaded." in out
+    elapsed = float(re.search(r"Elapsed time: (\d+\.\d+)s", out).group(1))  # type: ignore[union-attr]
+    assert elapsed >= 0.3
+
+
+def test_flags_error_server_counts_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ERROR server's failures are counted, not raised; counts add up to the codes."""
+    code, out, _ = run_main(
+        ["flags", "-a", "-s", "ERROR", "--delay", "0.05", "-v", "-d", str(tmp_path)], capsys
+    )
+    assert code == 0
+    ok = int(re.search(r"^\s*(\d+) flags? downloaded\.$", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = int(re.search(r"^\s*(\d+) errors?\.$", out, re.M).group(1))  # type: ignore[union-attr]
+    assert ok + errors == 194
+    assert 10 < errors < 100
+    assert re.search(r"^[A-Z]{2} error: HTTP 5\d\d ", out, re.M)
+    assert re.search(r"^[A-Z]{2} OK$", out, re.M)
+    assert len(list(tmp_path.iterdir())) == ok
+
+
+def test_flags_retries_hide_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --retries the ERROR server's transient 5xx are retried away."""
+    code, out, _ = run_main(
+        ["flags", "-a", "-s", "ERROR", "--delay", "0.01", "--retries", "8", "-d", str(tmp_path)],
+        capsys,
+    )
+    assert code == 0
+    assert "194 flags downloaded." in out
+    assert "error" not in out
+
+
+def test_flags_verbose_not_found_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-v prints one line per code: OK or not found with the URL."""
+    code, out, _ = run_main(["flags", "-v", "BR", "AA", "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert "BR OK" in out.splitlines()
+    assert re.search(r"^AA not found: http://127\.0\.0\.1:\d+/flags/aa/aa\.gif$", out, re.M)
+
+
+def test_flags_custom_server_url(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-s with a base URL uses that server instead of starting one."""
+    code, out, _ = run_main(["flags", "-s", server.flags_url, "BR", "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert out.splitlines()[0] == f"CUSTOM site: {server.flags_url}"
+    assert (tmp_path / "br.gif").read_bytes() == flag_gif("BR")
+
+
+# --------------------------------------------------------------------------- get
+
+
+def test_get_urls_and_json(server: Server, tmp_path: Path) -> None:
+    """`get` with URL arguments saves files, prints JSON records, exits 1 on a 404."""
+    urls = [f"{server.flags_url}/br/br.gif", f"{server.flags_url}/aa/aa.gif"]
+    proc = manyget_cli("get", *urls, "-d", str(tmp_path), "--json")
+    assert proc.returncode == 1
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert sorted(r["status"] for r in records) == ["not_found", "ok"]
+    assert (tmp_path / "br.gif").read_bytes() == flag_gif("BR")
+    assert not (tmp_path / "aa.gif").exists()
+    assert "NOT FOUND" in proc.stderr
+    assert "1 ok, 1 not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_get_list_file_with_bad_lines(server: Server, tmp_path: Path) -> None:
+    """A list with comments, CRLF and a bad line: the bad line is named, the rest run."""
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(
+        b"\xef\xbb\xbf# flags\r\n"
+        + f"{server.flags_url}/br/br.gif\r\n\r\n".encode()
+        + b"javascript:alert(1)\r\n"
+        + f"{server.flags_url}/cn/cn.gif\r\n".encode()
+    )
+    dest = tmp_path / "out"
+    proc = manyget_cli("get", "-i", str(listing), "-d", str(dest))
+    assert proc.returncode == 1
+    assert "line 4: unsupported scheme javascript:" in proc.stderr
+    assert sorted(p.name for p in dest.iterdir()) == ["br.gif", "cn.gif"]
+
+
+def test_get_from_stdin(server: Server, tmp_path: Path) -> None:
+    """`-i -` reads the list from standard input; all complete means exit 0."""
+    stdin = "".join(f"{server.flags_url}/{cc.lower()}/{cc.lower()}.gif\n" for cc in POP20_CC)
+    proc = manyget_cli("get", "-i", "-", "-d", str(tmp_path), "-q", stdin=stdin)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(list(tmp_path.iterdir())) == 20
+
+
+def test_get_verbose_lines(server: Server, tmp_path: Path) -> None:
+    """-v prints one line per URL."""
+    proc = manyget_cli("get", f"{server.flags_url}/jp/jp.gif", "-d", str(tmp_path), "-v")
+    assert proc.returncode == 0
+    assert re.search(r"^OK http://\S+/jp\.gif -> \S+jp\.gif", proc.stderr, re.M)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["get"], 2, "no URLs"),
+        (["get", "-i", "/nonexistent/list.txt"], 2, "cannot read URL list"),
+        (["get", "http://127.0.0.1:1/x", "-j", "0"], 2, "must be >= 1"),
+        (["get", "http://127.0.0.1:1/x", "--engine", "warp"], 2, "invalid choice"),
+        (["get", "http://127.0.0.1:1/x", "--timeout", "-1"], 2, "must be > 0"),
+        (["bogus"], 2, "invalid choice"),
+    ],
+)
+def test_get_usage_errors(args: list[str], code: int, message: str) -> None:
+    """Usage errors exit 2 with a clear message and no traceback."""
+    proc = manyget_cli(*args)
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_get_destination_not_a_folder(tmp_path: Path) -> None:
+    """A destination that is a file is a local I/O error: exit 3, one line."""
+    target = tmp_path / "f"
+    target.write_text("")
+    proc = manyget_cli("get", "http://127.0.0.1:1/x", "-d", str(target))
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        f"manyget: error: destination {str(target)!r} is not a folder"
+    ]
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def test_serve_foreground_until_interrupted(tmp_path: Path) -> None:
+    """`manyget serve --port 0` serves flags until SIGINT, then exits 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        url = re.search(r"http://\S+", line).group(0)  # type: ignore[union-attr]
+        with urllib.request.urlopen(f"{url}/flags/br/br.gif", timeout=10) as resp:
+            assert resp.read() == flag_gif("BR")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    """`manyget --help` names the commands and the exit statuses."""
+    proc = manyget_cli("--help")
+    assert proc.returncode == 0
+    for word in ("get", "flags", "serve", "Exit status"):
+        assert word in proc.stdout

@@ -1,0 +1,110 @@
+"""Pure planning: URL checks, list reading, safe names and distinct names."""
+
+from __future__ import annotations
+
+import pytest
+
+from manyget._jobs import check_url, plan, plan_lines, read_url_lines, safe_name
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("http://h/flags/br/br.gif", "br.gif"),
+        ("http://h/a/b%20c.txt?x=1#frag", "b c.txt"),
+        ("http://h/", "h.index"),
+        ("http://h", "h.index"),
+        ("http://h/dir/", "index"),
+        ("http://h/..", "index"),
+        ("http://h/%2e%2e%2fetc%2fpasswd", "_etc_passwd"),
+        ("http://h/..%5c..%5cwin.ini", "_.._win.ini"),
+        ("http://h/.bashrc", "bashrc"),
+        ("http://h/a%00b", "a_b"),
+        ("http://h/evil%E2%80%AEgpj.exe", "evilgpj.exe"),
+        ("http://h/CON.txt", "_CON.txt"),
+        ("http://h/c%3A%5Cwindows", "c__windows"),
+    ],
+)
+def test_safe_name_stays_inside_dest(url: str, name: str) -> None:
+    """Names derived from URLs never carry separators, dot-dot, controls or device names."""
+    assert safe_name(url) == name
+
+
+def test_safe_name_cut_to_255_bytes_on_a_character_boundary() -> None:
+    """Over-long names are cut to 255 bytes of UTF-8 without splitting a character."""
+    name = safe_name("http://h/" + "é" * 300 + ".tar.gz")
+    assert len(name.encode()) <= 255
+    assert name.endswith(".gz")
+    name.encode().decode()  # still valid UTF-8
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("file:///etc/passwd", "unsupported scheme"),
+        ("javascript:alert(1)", "unsupported scheme"),
+        ("http://", "no host"),
+        ("http://h:99999/x", "bad URL"),
+        ("http://h:0/x", "bad port"),
+        ("http://h/a b", "spaces or control"),
+        ("example.com/x", "unsupported scheme"),
+        ("", "empty"),
+    ],
+)
+def test_check_url_rejects(url: str, problem: str) -> None:
+    """Unusable URLs are reported with a reason instead of being requested."""
+    reason = check_url(url)
+    assert reason is not None
+    assert problem in reason
+
+
+def test_check_url_accepts_http_and_https() -> None:
+    """Ordinary http and https URLs, with ports and IPv6 hosts, pass."""
+    for url in ("http://127.0.0.1:8001/x", "https://example.org/", "http://[::1]:80/a"):
+        assert check_url(url) is None
+
+
+def test_read_url_lines_skips_blanks_comments_bom_crlf() -> None:
+    """A list with BOM, CRLF, blank lines and comments yields URLs with line numbers."""
+    lines = [
+        "\ufeffhttp://h/a\r\n",
+        "\n",
+        "# note\n",
+        "  http://h/b  \n",
+        "http://h/c\tsha256=x\n",
+    ]
+    assert list(read_url_lines(lines)) == [(1, "http://h/a"), (4, "http://h/b"), (5, "http://h/c")]
+
+
+def test_plan_gives_colliding_urls_distinct_deterministic_names() -> None:
+    """Two URLs with one file name get two names, the same on every run."""
+    urls = ["http://h/a/x.gif", "http://h/b/x.gif", "http://h/c/y.gif"]
+    first = [job.name for job in plan(urls)]
+    assert first == [job.name for job in plan(urls)]
+    assert first[0] == "x.gif"
+    assert first[1] != "x.gif"
+    assert first[1].startswith("x~")
+    assert first[1].endswith(".gif")
+    assert len(set(first)) == 3
+
+
+def test_plan_reports_bad_lines_with_their_numbers() -> None:
+    """An invalid line becomes a job with a problem naming its line; the rest plan on."""
+    jobs = list(plan_lines(read_url_lines(["http://h/a", "file:///x", "http://h/b"])))
+    assert [job.problem is None for job in jobs] == [True, False, True]
+    assert jobs[1].problem is not None
+    assert jobs[1].problem.startswith("line 2:")
+
+
+def test_plan_is_lazy() -> None:
+    """Planning pulls URLs one at a time, so an endless generator works."""
+
+    def endless() -> object:
+        n = 0
+        while True:
+            n += 1
+            yield f"http://h/{n}.bin"
+
+    jobs = plan(endless())  # type: ignore[arg-type]
+    assert next(jobs).name == "1.bin"
+    assert next(jobs).name == "2.bin"
