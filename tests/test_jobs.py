@@ -108,3 +108,11 @@ def test_plan_is_lazy() -> None:
     jobs = plan(endless())  # type: ignore[arg-type]
     assert next(jobs).name == "1.bin"
     assert next(jobs).name == "2.bin"
+
+
+def test_plan_names_stay_distinct_when_suffixes_collide() -> None:
+    """Many URLs with one file name all get distinct names, even past hash collisions."""
+    names = [job.name for job in plan(f"http://h/x.bin?i={i}" for i in range(20_000))]
+    assert len(set(names)) == len(names)
+    dupes = [job.name for job in plan(["http://h/x.bin"] * 3)]
+    assert len(set(dupes)) == 3

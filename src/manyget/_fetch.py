@@ -19,7 +19,6 @@ import http
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._jobs import Job
@@ -44,9 +43,8 @@ class Attempt:
     error: str | None = None
 
 
-def conclude(job: Job, dest: Path, attempt: Attempt, attempts: int, seconds: float) -> Result:
-    """Turn the last attempt at ``job`` into its :class:`Result`."""
-    path = str(dest / job.name)
+def conclude(job: Job, path: str, attempt: Attempt, attempts: int, seconds: float) -> Result:
+    """Turn the last attempt at ``job``, saved (or not) at ``path``, into its :class:`Result`."""
     code = attempt.http_status
     if attempt.error is None and code is not None and 200 <= code < 300:
         return Result(job.url, path, Status.OK, code, attempt.nbytes, seconds, attempts)
@@ -82,9 +80,10 @@ class _Part:
 
     __slots__ = ("file", "final", "tmp")
 
-    def __init__(self, final: Path) -> None:
-        self.final = final
-        self.tmp = final.with_name(f".{final.name}.{os.getpid()}-{id(self):x}.part")
+    def __init__(self, dest: str, name: str) -> None:
+        # Plain strings, not pathlib: this runs once per file and pathlib interns names.
+        self.final = os.path.join(dest, name)
+        self.tmp = os.path.join(dest, f".{name}.{os.getpid()}-{id(self):x}.part")
         self.file = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed in publish/discard
 
     def publish(self) -> None:
@@ -130,7 +129,8 @@ class Fetcher:
         curl.setopt(pycurl.WRITEFUNCTION, self._write)
         self._curl = curl
         self._part: _Part | None = None
-        self._final: Path | None = None
+        self._dest = os.fspath(settings.dest)
+        self._name: str | None = None
         self._kept = 0
 
     def close(self) -> None:
@@ -144,7 +144,6 @@ class Fetcher:
 
     def fetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
-        dest = self.settings.dest
         if job.problem is not None:
             return rejected(job)
         start = time.monotonic()
@@ -154,22 +153,23 @@ class Fetcher:
             attempt = self._attempt(job)
             delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
             if delay is None:
-                return conclude(job, dest, attempt, attempts, time.monotonic() - start)
+                path = os.path.join(self._dest, job.name)
+                return conclude(job, path, attempt, attempts, time.monotonic() - start)
             time.sleep(delay)
 
     def _write(self, data: bytes) -> None:
         part = self._part
         if part is None:
-            if self._final is None:
+            if self._name is None:
                 return
-            part = self._part = _Part(self._final)
+            part = self._part = _Part(self._dest, self._name)
         part.file.write(data)
         self._kept += len(data)
 
     def _attempt(self, job: Job) -> Attempt:
         pycurl = self._pycurl
         curl = self._curl
-        self._final = self.settings.dest / job.name
+        self._name = job.name
         self._part = None
         self._kept = 0
         curl.setopt(pycurl.URL, job.url)
@@ -184,7 +184,7 @@ class Fetcher:
             code = curl.getinfo(pycurl.RESPONSE_CODE)
             if not 200 <= code < 300:
                 return Attempt(code)
-            part = self._part or _Part(self._final)  # an empty body still makes a file
+            part = self._part or _Part(self._dest, job.name)  # an empty body makes a file too
             self._part = None
             part.publish()
             return Attempt(code, self._kept)
@@ -212,6 +212,7 @@ class AsyncFetcher:
 
         self._aiohttp = aiohttp
         self.settings = settings
+        self._dest = os.fspath(settings.dest)
         timeouts = settings.timeouts
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
@@ -233,7 +234,6 @@ class AsyncFetcher:
 
     async def afetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
-        dest = self.settings.dest
         if job.problem is not None:
             return rejected(job)
         start = time.monotonic()
@@ -243,7 +243,8 @@ class AsyncFetcher:
             attempt = await self._aattempt(job)
             delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
             if delay is None:
-                return conclude(job, dest, attempt, attempts, time.monotonic() - start)
+                path = os.path.join(self._dest, job.name)
+                return conclude(job, path, attempt, attempts, time.monotonic() - start)
             await asyncio.sleep(delay)
 
     async def _aattempt(self, job: Job) -> Attempt:
@@ -255,7 +256,7 @@ class AsyncFetcher:
                 code = resp.status
                 if not 200 <= code < 300:
                     return Attempt(code)
-                part = _Part(self.settings.dest / job.name)
+                part = _Part(self._dest, job.name)
                 kept = await _stream(resp, part)
             part.publish()
             part = None

@@ -6,13 +6,14 @@ millions of lines, so everything here is lazy. :func:`plan` turns each line into
 or, for a line that is not a usable URL, the problem to report. Names come from the last
 segment of the URL path, cleaned so they can never escape the destination; two URLs that
 map to one name get distinct names, deterministically, by a short hash of the URL. Only
-fixed-size digests of names already used are remembered, so memory grows by a few dozen
-bytes per URL, not by the URLs themselves.
+8-byte digests of the names already used are remembered, in a compact table, so memory
+grows by at most 16 bytes per URL, not by the URLs themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -125,7 +126,60 @@ def _with_suffix(name: str, tag: str) -> str:
 
 
 def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    """A non-zero 64-bit digest of ``text`` (zero marks an empty slot in ``_DigestSet``)."""
+    value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    return value or 1
+
+
+class _DigestSet:
+    """A set of 64-bit digests in 8 bytes a slot: open addressing over an ``array``.
+
+    A Python ``set`` of ints costs about 90 bytes an entry; this costs 16 at most (load
+    factor kept under one half), which is what lets a run plan millions of URLs in a few
+    megabytes.
+    """
+
+    __slots__ = ("_count", "_mask", "_slots")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._slots = array("Q", bytes(8 * capacity))
+        self._mask = capacity - 1
+        self._count = 0
+
+    def __contains__(self, key: int) -> bool:
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while True:
+            value = slots[i]
+            if value == key:
+                return True
+            if value == 0:
+                return False
+            i = (i + 1) & mask
+
+    def add(self, key: int) -> None:
+        if 2 * (self._count + 1) > len(self._slots):
+            self._grow()
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while slots[i] != 0:
+            if slots[i] == key:
+                return
+            i = (i + 1) & mask
+        slots[i] = key
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _grow(self) -> None:
+        old = self._slots
+        self._slots = array("Q", bytes(16 * len(old)))
+        self._mask = len(self._slots) - 1
+        self._count = 0
+        for key in old:
+            if key:
+                self.add(key)
 
 
 def plan(urls: Iterable[str]) -> Iterator[Job]:
@@ -135,7 +189,7 @@ def plan(urls: Iterable[str]) -> Iterator[Job]:
 
 def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
     """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`."""
-    used: set[int] = set()
+    used = _DigestSet()
     for index, (line, url) in enumerate(items):
         problem = check_url(url)
         if problem is not None:
@@ -144,9 +198,12 @@ def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
             continue
         name = safe_name(url)
         key = _digest(name)
-        if key in used:
-            tag = f"{_digest(url):016x}"[:8]
-            name = _with_suffix(name, tag)
-            key = _digest(name)
+        salt = 0
+        while key in used:  # a suffix from the URL's hash; salted if that is taken too
+            tag = f"{_digest(f'{salt}:{url}' if salt else url):016x}"[:8]
+            candidate = _with_suffix(safe_name(url), tag)
+            key = _digest(candidate)
+            name = candidate
+            salt += 1
         used.add(key)
         yield Job(url, name, index, line)

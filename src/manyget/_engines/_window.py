@@ -12,6 +12,7 @@ has not started.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
@@ -40,7 +41,8 @@ def fetch_job(job: Job, settings: Settings) -> Result:
 def failed(job: Job, settings: Settings, exc: BaseException) -> Result:
     """The result for a job whose worker failed before producing one."""
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return Result(job.url, str(settings.dest / job.name), Status.ERROR, error=message)
+    path = os.path.join(settings.dest, job.name)
+    return Result(job.url, path, Status.ERROR, error=message)
 
 
 def run_executor(
