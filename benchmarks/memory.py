@@ -1,10 +1,10 @@
 """Peak memory of a long URL generator through iter_download stays flat.
 
 Starts `manyget serve` as a separate process on a free loopback port, then streams N URLs
-(`/bytes/16?i=K`: one file name for all, so every URL after the first gets a
-distinct suffixed name, the worst case for the name table) through `iter_download` into a tmpfs folder, recording
-the process's peak RSS after the first 10% and at the end. Prints both and their ratio and
-exits 1 if the end peak exceeds the early one by more than the allowed growth.
+(`/bytes/16?i=K`: one file name for all, so every URL after the first gets a distinct
+suffixed name, the worst case for the name table) through `iter_download` into a tmpfs
+folder, recording the process's peak RSS after the first 10% and at the end. Prints both
+and exits 1 if the end peak exceeds the early one by more than the allowed growth.
 
     python benchmarks/memory.py [--urls 200000] [--engine threads] [--max-growth-mb 30]
 """
