@@ -31,7 +31,7 @@ def test_200k_url_generator_keeps_memory_flat() -> None:
         check=False,
     )
     print(proc.stdout, proc.stderr)
-    match = re.search(r"200,000 ok .* growth ([+-][\d.]+) MB", proc.stdout)
+    match = re.search(r"200,000 ok .*\(growth ([+-][\d.]+) MB", proc.stdout)
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 32
     assert proc.returncode == 0

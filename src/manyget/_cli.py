@@ -294,13 +294,11 @@ def _get(args: argparse.Namespace) -> int:
 
     observers: list[Observer] = []
     bar = None
-    if sys.stderr.isatty() and not args.verbose and not args.quiet:
+    if sys.stderr.isatty() and not args.quiet:
         bar = Bar(sys.stderr)
         observers.append(bar)
-    if args.verbose:
-        observers.append(VerboseLines(sys.stderr))
-    else:
-        observers.append(FailureLines(sys.stderr, bar))
+    lines = VerboseLines if args.verbose else FailureLines
+    observers.append(lines(sys.stderr, bar))
     if args.json:
         observers.append(JsonLines(sys.stdout))
     total = len(args.urls) if source is None else None

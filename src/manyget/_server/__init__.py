@@ -1,0 +1,26 @@
+"""The embedded flag server: the book's LOCAL, DELAY and ERROR servers, and the test fixture.
+
+Usage::
+
+    with Server(faults=Faults(delay=(0.5, 0.5))) as server:
+        urllib.request.urlopen(server.flags_url + "/br/br.gif")
+
+See ``_resources`` for the routes and ``_app`` for how the server works.
+"""
+
+from ._app import Server, serve
+from ._countries import COUNTRY_CODES, COUNTRY_NAMES, POP20_CC, flag_metadata
+from ._faults import Faults, parse_delay
+from ._gif import flag_gif
+
+__all__ = [
+    "COUNTRY_CODES",
+    "COUNTRY_NAMES",
+    "POP20_CC",
+    "Faults",
+    "Server",
+    "flag_gif",
+    "flag_metadata",
+    "parse_delay",
+    "serve",
+]

@@ -1,0 +1,511 @@
+"""The asyncio HTTP/1.1 server: ``Server`` in a background thread, ``serve`` in the foreground.
+
+Theory of operation
+-------------------
+Each connection is an ``asyncio.Protocol`` (``_Connection``) with a receive buffer. Requests are
+answered strictly in arrival order, which is all HTTP/1.1 pipelining needs, in one of two modes:
+
+* **Inline.** ``data_received`` parses every complete head in the buffer and, as long as each
+  answer can be sent at once (no injected delay, a body of at most 64 KiB, the transport not
+  paused), renders them and writes them all with a single ``write``. No task, no future: this
+  is what makes thousands of small keep-alive requests a second cheap.
+* **Pumped.** The first request that needs to wait (a delay, a streamed body, a full socket
+  buffer) starts one task, the pump, which answers it and then every request behind it,
+  awaiting ``asyncio.sleep`` and the protocol's pause/resume signals as needed. While the pump
+  runs, ``data_received`` only buffers (and stops reading once too much is queued). When the
+  buffer holds no complete request the pump ends and the connection is inline again.
+
+``_App`` owns the decisions (faults, routing, what to answer), the protocol only moves bytes.
+``_Listener`` owns the listening sockets and the live connections so that closing it closes
+everything; ``Server`` runs one in a private event loop on a daemon thread, ``serve`` runs one
+on the caller's thread until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+from ._faults import Faults
+from ._http import (
+    BadRequest,
+    Exchange,
+    Request,
+    error_exchange,
+    find_head_end,
+    parse_request,
+    resource_exchange,
+)
+from ._resources import Reply, Router
+
+__all__ = ["Server", "serve"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_QUEUED = 256 * 1024  # buffered request bytes before we stop reading from a client
+_WRITE_HIGH_WATER = 256 * 1024
+_BACKLOG = 1024
+
+
+class _App:
+    """Per-server state: what to answer, and which connections and tasks are alive."""
+
+    def __init__(self, faults: Faults, data_dir: str | os.PathLike[str] | None) -> None:
+        self.faults = faults
+        self.faults_active = faults.active
+        self.rng = faults.rng()
+        self.router = Router(data_dir)
+        self.connections: set[_Connection] = set()
+        self.pumps: set[asyncio.Task[None]] = set()
+
+    def answer(self, request: Request) -> Exchange:
+        delay, failure = self.faults.draw(self.rng) if self.faults_active else (0.0, None)
+        if failure is not None:
+            return error_exchange(failure, request, delay=delay)
+        if request.method not in ("GET", "HEAD"):
+            return error_exchange(405, request, extra="Allow: GET, HEAD\r\n", delay=delay)
+        target = self.router.route(request)
+        if isinstance(target, Reply):
+            if target.reset:
+                return Exchange(head=b"", reset=True, delay=delay)
+            return error_exchange(target.status, request, extra=target.extra, delay=delay)
+        return resource_exchange(target, request, delay=delay)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, app: _App) -> None:
+        self._app = app
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._closing = False
+        self._eof = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._writable: asyncio.Future[None] | None = None
+
+    # -- asyncio callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        self._app.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._app.connections.discard(self)
+        if self._pump is not None:
+            self._pump.cancel()
+        self._wake_writer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._buffer += data
+        if self._pump is None:
+            self._serve_inline()
+        elif len(self._buffer) > _MAX_QUEUED and not self._reading_paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        # Keep the write side open while the pump still has answers to send.
+        return self._pump is not None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_writer()
+
+    # -- answering ----------------------------------------------------------------------
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _wake_writer(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def _next(self) -> Exchange | None:
+        """The answer to the next complete request in the buffer, or None."""
+        buffer = self._buffer
+        while buffer.startswith(b"\r\n"):  # RFC 9112: ignore blank lines before a request
+            del buffer[:2]
+        if not buffer:
+            return None
+        try:
+            end = find_head_end(buffer)
+            if end < 0:
+                return None
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            request = parse_request(head)
+        except BadRequest as exc:
+            buffer.clear()
+            return error_exchange(exc.status, None)
+        return self._app.answer(request)
+
+    def _serve_inline(self) -> None:
+        assert self._transport is not None
+        out: list[bytes] = []
+        while not self._closing:
+            exchange = self._next()
+            if exchange is None:
+                break
+            if exchange.delay or exchange.stream is not None or exchange.reset:
+                break
+            if self._writing_paused:
+                break
+            out.append(exchange.head)
+            out.append(exchange.body)
+            if exchange.close:
+                self._closing = True
+        else:
+            exchange = None
+        if out:
+            self._transport.write(b"".join(out))
+        if exchange is not None:
+            self._start_pump(exchange)
+        elif self._closing or self._eof:
+            self._closing = True
+            self._transport.close()
+
+    def _start_pump(self, first: Exchange) -> None:
+        pump = asyncio.get_running_loop().create_task(self._run_pump(first))
+        self._pump = pump
+        self._app.pumps.add(pump)
+        pump.add_done_callback(self._app.pumps.discard)
+
+    async def _run_pump(self, first: Exchange) -> None:
+        transport = self._transport
+        assert transport is not None
+        try:
+            exchange: Exchange | None = first
+            while exchange is not None and not self._closing:
+                if not await self._send(transport, exchange):
+                    self._closing = True
+                    transport.close()
+                    return
+                await self._drain()
+                exchange = self._next()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug must cost one connection, not the server; asyncio would only log it late.
+            logger.exception("manyget server: connection failed")
+            transport.abort()
+            return
+        finally:
+            self._pump = None
+        if self._reading_paused and not self._closing:
+            self._reading_paused = False
+            transport.resume_reading()
+        if self._eof and not self._closing:
+            self._closing = True
+            transport.close()
+
+    async def _send(self, transport: asyncio.Transport, exchange: Exchange) -> bool:
+        """Send one exchange; False if the connection must close afterwards."""
+        if exchange.delay:
+            await asyncio.sleep(exchange.delay)
+        if exchange.reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # SO_LINGER with a zero timeout turns close() into a TCP RST.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            return False
+        transport.write(exchange.head + exchange.body if exchange.body else exchange.head)
+        stream = exchange.stream
+        if stream is not None:
+            sent = 0
+            try:
+                for chunk in stream:
+                    if self._closing:
+                        return False
+                    transport.write(chunk)
+                    sent += len(chunk)
+                    await self._drain()
+            finally:
+                stream.close()
+            if sent != exchange.length:
+                return False  # the body came up short: closing is the only honest signal
+        return not exchange.close
+
+    async def _drain(self) -> None:
+        if self._writing_paused and not self._closing:
+            self._writable = asyncio.get_running_loop().create_future()
+            await self._writable
+            self._writable = None
+
+
+class _Listener:
+    """Listening sockets plus the app; ``aclose`` shuts everything down."""
+
+    def __init__(self, servers: list[asyncio.Server], app: _App, address: tuple[str, int]):
+        self._servers = servers
+        self._app = app
+        self.host, self.port = address
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, faults: Faults, data_dir: str | os.PathLike[str] | None
+    ) -> _Listener:
+        app = _App(faults, data_dir)
+        sockets = _bind(host, port)
+        loop = asyncio.get_running_loop()
+        servers: list[asyncio.Server] = []
+        try:
+            for sock in sockets:
+                servers.append(
+                    await loop.create_server(lambda: _Connection(app), sock=sock, backlog=_BACKLOG)
+                )
+        except BaseException:
+            for server in servers:
+                server.close()
+            for sock in sockets:
+                sock.close()
+            raise
+        address = sockets[0].getsockname()
+        return cls(servers, app, (address[0], address[1]))
+
+    @property
+    def url(self) -> str:
+        return _url(self.host, self.port)
+
+    async def aclose(self) -> None:
+        for server in self._servers:
+            server.close()
+        for connection in list(self._app.connections):
+            connection.abort()
+        for pump in list(self._app.pumps):
+            pump.cancel()
+        await asyncio.gather(*self._app.pumps, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address of ``host``, all on the same port.
+
+    asyncio's own ``create_server(host, 0)`` would give each address family its own random
+    port; we bind the first address, then the others on the port it got.
+    """
+    infos = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    addresses = list(dict.fromkeys((info[0], info[4]) for info in infos))
+    sockets: list[socket.socket] = []
+    chosen = port
+    try:
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            if os.name == "posix":
+                # Restarting on a port whose old connections linger in TIME_WAIT.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], chosen, *address[2:]))
+            chosen = sock.getsockname()[1]
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class Server:
+    """The flag server on a daemon thread with its own event loop; for tests and embedding.
+
+    ``start`` returns once the socket listens (raising ``OSError`` if it cannot bind) and
+    ``stop`` closes the listener and every connection; both are thread-safe, ``stop`` is
+    idempotent and a stopped server cannot be restarted. Because the loop is private, a
+    ``Server`` works from code that runs its own event loop (``start`` blocks it only for
+    the bind). ``port=0`` picks a free port: read it back from ``port`` or ``url``.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: Faults = Faults(),  # noqa: B008 -- frozen value object, safe to share
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise NotADirectoryError(f"data directory not found: {os.fspath(data_dir)!r}")
+        self._host = host
+        self._port = port
+        self._faults = faults
+        self._data_dir = data_dir
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: _Listener | None = None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        where = self.url if self._listener is not None else f"{self._host}:{self._port}"
+        state = "stopped" if self._stopped else "running" if self._listener else "new"
+        return f"<Server {where} {state} faults={self._faults!r}>"
+
+    def start(self) -> Server:
+        """Bind and start serving; returns ``self`` once listening."""
+        with self._lock:
+            if self._thread is not None or self._stopped:
+                raise RuntimeError("a Server can only be started once")
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            thread = threading.Thread(
+                target=self._run, args=(ready, failure), name="manyget-server", daemon=True
+            )
+            self._thread = thread
+            thread.start()
+            ready.wait()
+            if failure:
+                thread.join()
+                self._stopped = True
+                raise failure[0]
+            return self
+
+    def stop(self) -> None:
+        """Close the listener and all connections and join the thread; safe to repeat."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already died and closed
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+
+    def __enter__(self) -> Server:
+        """Start the server unless ``start`` was already called."""
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            try:
+                listener = loop.run_until_complete(
+                    _Listener.open(self._host, self._port, self._faults, self._data_dir)
+                )
+            except BaseException as exc:  # handed to start() in the caller's thread
+                failure.append(exc)
+                return
+            self._listener = listener
+            self._loop = loop
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(listener.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            ready.set()
+            loop.close()
+
+    def _require_listener(self) -> _Listener:
+        if self._listener is None:
+            raise RuntimeError("the server is not started")
+        return self._listener
+
+    @property
+    def host(self) -> str:
+        """The address actually bound (the first one, if the host name had several)."""
+        return self._require_listener().host
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        return self._require_listener().port
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8001`` or ``http://[::1]:8001``."""
+        return self._require_listener().url
+
+    @property
+    def flags_url(self) -> str:
+        """Base URL of the flags, as the book's clients expect: ``url + "/flags"``."""
+        return self.url + "/flags"
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    *,
+    faults: Faults = Faults(),  # noqa: B008 -- frozen value object, safe to share
+    data_dir: str | os.PathLike[str] | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve in the foreground until SIGTERM (returns) or Ctrl-C (raises KeyboardInterrupt).
+
+    ``on_ready`` receives the base URL once the socket listens. Bind errors raise ``OSError``.
+    The SIGTERM handler is installed only when called from the main thread, and removed on exit.
+    """
+    asyncio.run(_serve(host, port, faults, data_dir, on_ready))
+
+
+async def _serve(
+    host: str,
+    port: int,
+    faults: Faults,
+    data_dir: str | os.PathLike[str] | None,
+    on_ready: Callable[[str], None] | None,
+) -> None:
+    listener = await _Listener.open(host, port, faults, data_dir)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handles_sigterm = False
+    try:
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                loop.add_signal_handler(signal.SIGTERM, stop.set)
+                handles_sigterm = True
+        if on_ready is not None:
+            on_ready(listener.url)
+        await stop.wait()
+    finally:
+        if handles_sigterm:
+            loop.remove_signal_handler(signal.SIGTERM)
+        await listener.aclose()

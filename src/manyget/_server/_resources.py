@@ -1,0 +1,214 @@
+"""What the server serves: generated flags and byte streams, test routes, or a directory.
+
+Routes (paths are case-sensitive and percent-decoded; the query string is ignored except where
+noted)::
+
+    /flags/{cc}/{cc}.gif        the flag of one of the 194 codes, lowercase (image/gif)
+    /flags/{cc}/metadata.json   {"country": ..., "cc": ..., "tld": ...} (application/json)
+    /bytes/{n}                  n deterministic bytes, streamed: see ``bytes_chunks``
+    /truncate/{n}               the bytes of /bytes/{n}; without a Range header the body stops
+                                halfway and the connection closes (ranged requests are whole,
+                                so a client can resume)
+    /status/{code}              that status (200-599, not 204/304) with a short text body;
+                                ``?retry-after=S`` adds a ``Retry-After: S`` header
+    /reset                      the connection is reset without a response
+
+With a data directory, every path names a file under it instead, and nothing else is served.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import hashlib
+import mimetypes
+import os
+import re
+import stat
+import struct
+import urllib.parse
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from ._countries import COUNTRY_CODES, flag_metadata
+from ._gif import flag_gif
+from ._http import Request, Resource, http_date
+
+__all__ = ["BLOCK", "FileTree", "Reply", "Router", "bytes_chunks"]
+
+# Generated content never changes; date it to the book's first edition.
+GENERATED_LAST_MODIFIED = http_date(calendar.timegm((2015, 8, 20, 0, 0, 0)))
+BLOCK = 4096
+CHUNK = 64 * 1024
+MAX_BYTES = 1 << 40
+_BLOCK_HEADER = struct.Struct(">QQ")
+_BYTES = re.compile(r"/(bytes|truncate)/([0-9]{1,13})")
+_STATUS = re.compile(r"/status/([0-9]{3})")
+_SECONDS = re.compile(r"[0-9]{1,9}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A route answered by a bare status rather than a resource."""
+
+    status: int
+    extra: str = ""  # header fields, each ending in CRLF
+    reset: bool = False
+
+
+NOT_FOUND = Reply(404)
+FORBIDDEN = Reply(403)
+
+
+def _memory_resource(data: bytes, content_type: str) -> Resource:
+    etag = f'"{hashlib.blake2b(data, digest_size=12).hexdigest()}"'
+
+    def read(start: int, stop: int) -> Generator[bytes, None, None]:
+        view = memoryview(data)
+        for pos in range(start, stop, CHUNK):
+            yield bytes(view[pos : min(stop, pos + CHUNK)])
+
+    return Resource(len(data), etag, GENERATED_LAST_MODIFIED, content_type, read)
+
+
+@functools.cache
+def _flag_resource(cc: str, kind: str) -> Resource:
+    if kind == "gif":
+        return _memory_resource(flag_gif(cc), "image/gif")
+    return _memory_resource(flag_metadata(cc), "application/json")
+
+
+_FLAG_ROUTES: dict[str, tuple[str, str]] = {}
+for _cc in COUNTRY_CODES:
+    _FLAG_ROUTES[f"/flags/{_cc.lower()}/{_cc.lower()}.gif"] = (_cc, "gif")
+    _FLAG_ROUTES[f"/flags/{_cc.lower()}/metadata.json"] = (_cc, "json")
+
+
+@functools.lru_cache(maxsize=64)
+def _block_filler(n: int) -> bytes:
+    return hashlib.shake_256(b"manyget bytes %d" % n).digest(BLOCK - _BLOCK_HEADER.size)
+
+
+def bytes_chunks(n: int, start: int, stop: int) -> Generator[bytes, None, None]:
+    """Bytes [start, stop) of the /bytes/{n} body, in chunks of at most 64 KiB.
+
+    The body is a run of 4 KiB blocks; block k is ``struct.pack(">QQ", n, k)`` followed by
+    4080 bytes of SHAKE-256 output keyed by n. So any byte can be computed from its offset,
+    nothing is held in memory beyond a chunk, and a client that resumes at a wrong offset
+    (even a multiple of the block size) gets different bytes.
+    """
+    filler = _block_filler(n)
+    pos = start
+    while pos < stop:
+        end = min(stop, (pos // CHUNK + 1) * CHUNK)
+        first, last = pos // BLOCK, (end - 1) // BLOCK
+        buf = b"".join(_BLOCK_HEADER.pack(n, k) + filler for k in range(first, last + 1))
+        base = first * BLOCK
+        yield buf[pos - base : end - base]
+        pos = end
+
+
+def _bytes_resource(n: int, truncate: bool) -> Resource:
+    def read(start: int, stop: int) -> Generator[bytes, None, None]:
+        if truncate:
+            stop = start + (stop - start) // 2
+        return bytes_chunks(n, start, stop)
+
+    return Resource(n, f'"bytes-{n:x}"', GENERATED_LAST_MODIFIED, "application/octet-stream", read)
+
+
+def _file_chunks(path: str, start: int, stop: int) -> Generator[bytes, None, None]:
+    # Blocking reads on the event loop: fine for a local test server, and far simpler than
+    # a thread pool; a file that shrinks meanwhile yields fewer bytes (the caller notices).
+    with open(path, "rb") as file:
+        file.seek(start)
+        pos = start
+        while pos < stop:
+            data = file.read(min(4 * CHUNK, stop - pos))
+            if not data:
+                return
+            pos += len(data)
+            yield data
+
+
+class FileTree:
+    """Files under one root directory; nothing that resolves outside it is ever opened."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        real = os.path.realpath(root)
+        if not os.path.isdir(real):
+            raise NotADirectoryError(f"data directory not found: {os.fspath(root)!r}")
+        self.root = real
+
+    def resolve(self, path: str) -> Resource | Reply:
+        try:
+            text = urllib.parse.unquote_to_bytes(path).decode("utf-8")
+        except UnicodeDecodeError:
+            return NOT_FOUND
+        if "\x00" in text or "\\" in text:
+            return FORBIDDEN
+        parts = text.split("/")
+        if ".." in parts:
+            return FORBIDDEN
+        parts = [p for p in parts if p not in ("", ".")]
+        if not parts:
+            return NOT_FOUND
+        full = os.path.realpath(os.path.join(self.root, *parts))
+        # realpath resolved every symlink, so this also refuses links that point outside.
+        if os.path.commonpath([full, self.root]) != self.root:
+            return FORBIDDEN
+        try:
+            st = os.stat(full)
+        except (OSError, ValueError):
+            return NOT_FOUND
+        if not stat.S_ISREG(st.st_mode):  # directories, FIFOs, devices
+            return NOT_FOUND
+        content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
+        return Resource(
+            size=st.st_size,
+            etag=f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
+            last_modified=http_date(st.st_mtime),
+            content_type=content_type,
+            read=functools.partial(_file_chunks, full),
+        )
+
+
+class Router:
+    """Map a request to what answers it; ``data_dir`` replaces the generated routes."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.files = None if data_dir is None else FileTree(data_dir)
+
+    def route(self, request: Request) -> Resource | Reply:
+        if self.files is not None:
+            return self.files.resolve(request.path)
+        path = request.path
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        flag = _FLAG_ROUTES.get(path)
+        if flag is not None:
+            return _flag_resource(*flag)
+        match = _BYTES.fullmatch(path)
+        if match is not None:
+            n = int(match[2])
+            if n > MAX_BYTES:
+                return NOT_FOUND
+            truncate = match[1] == "truncate" and "range" not in request.headers
+            return _bytes_resource(n, truncate)
+        match = _STATUS.fullmatch(path)
+        if match is not None:
+            return _status_reply(int(match[1]), request.query)
+        if path == "/reset":
+            return Reply(0, reset=True)
+        return NOT_FOUND
+
+
+def _status_reply(status: int, query: str) -> Reply:
+    if not 200 <= status <= 599 or status in (204, 304):
+        return NOT_FOUND
+    retry_after = urllib.parse.parse_qs(query).get("retry-after")
+    if not retry_after:
+        return Reply(status)
+    if not _SECONDS.fullmatch(retry_after[-1]):
+        return Reply(400)
+    return Reply(status, f"Retry-After: {retry_after[-1]}\r\n")
