@@ -13,9 +13,9 @@ grows by at most 16 bytes per URL, not by the URLs themselves.
 from __future__ import annotations
 
 import hashlib
-from array import array
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
