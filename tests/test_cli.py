@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from manyget import ENGINES
 from manyget._cli import main
 from manyget._server import COUNTRY_CODES, POP20_CC, Server, flag_gif
 
@@ -68,7 +69,7 @@ def test_flags_every_reports_not_found(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(list(tmp_path.iterdir())) == 194
 
 
-@pytest.mark.parametrize("engine", ["sequential", "threads", "processes", "asyncio"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 def test_flags_all_each_engine(
     engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,7 +19,7 @@ import http
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._jobs import Job
 from ._policy import Settings
@@ -28,7 +28,7 @@ from ._results import Result, Status
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AsyncFetcher", "Fetcher", "conclude"]
+__all__ = ["AsyncFetcher", "Fetcher", "Transfer", "conclude"]
 
 _NOT_FOUND = frozenset({404, 410})
 _LARGE_READ = 1 << 20
@@ -69,7 +69,7 @@ def _http_error(code: int | None) -> str:
     return f"HTTP {code} {phrase}"
 
 
-def _retry_status(attempt: Attempt) -> int | None:
+def retry_status(attempt: Attempt) -> int | None:
     # A transfer that failed after the status line (reset, truncation, timeout) is
     # treated like no response at all: transient.
     return None if attempt.error is not None else attempt.http_status
@@ -99,6 +99,102 @@ class _Part:
 # --------------------------------------------------------------------------- libcurl
 
 
+def _new_curl(settings: Settings, header: object, write: object) -> Any:
+    import pycurl
+
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.NOSIGNAL, 1)  # threads: never let libcurl use SIGALRM
+    curl.setopt(pycurl.FOLLOWLOCATION, 1)
+    curl.setopt(pycurl.MAXREDIRS, 20)
+    curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
+    # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
+    curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+    curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
+    curl.setopt(pycurl.USERAGENT, settings.user_agent)
+    curl.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
+    # 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at no cost on
+    # small ones (docs/benchmarks.md).
+    curl.setopt(pycurl.BUFFERSIZE, 1 << 20)
+    curl.setopt(pycurl.HEADERFUNCTION, header)
+    curl.setopt(pycurl.WRITEFUNCTION, write)
+    return curl
+
+
+class Transfer:
+    """One libcurl handle and the state of its current attempt.
+
+    :meth:`begin` points the handle at a job; the caller then runs the transfer, with
+    ``perform()`` or inside a ``CurlMulti``, and passes libcurl's outcome to :meth:`end`.
+    The status line is read as headers arrive, so the body of an error response is read
+    (keeping the connection alive) but never written anywhere.
+    """
+
+    __slots__ = ("_dest", "_kept", "_name", "_part", "_status", "curl", "job", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.curl = _new_curl(settings, self._header, self._write)
+        self._dest = os.fspath(settings.dest)
+        self.job: Job | None = None
+        self._name = ""
+        self._part: _Part | None = None
+        self._status = 0
+        self._kept = 0
+
+    def close(self) -> None:
+        self.curl.close()
+
+    def path(self, job: Job) -> str:
+        return os.path.join(self._dest, job.name)
+
+    def begin(self, job: Job) -> None:
+        import pycurl
+
+        self.job = job
+        self._name = job.name
+        self._part = None
+        self._status = 0
+        self._kept = 0
+        self.curl.setopt(pycurl.URL, job.url)
+
+    def _header(self, line: bytes) -> None:
+        # Every response's status line passes here, redirects included: the last wins.
+        if line[:5] == b"HTTP/":
+            fields = line.split(None, 2)
+            if len(fields) > 1 and fields[1].isdigit():
+                self._status = int(fields[1])
+
+    def _write(self, data: bytes) -> None:
+        if not 200 <= self._status < 300:
+            return  # an error page: read and dropped, never saved
+        part = self._part
+        if part is None:
+            part = self._part = _Part(self._dest, self._name)
+        part.file.write(data)
+        self._kept += len(data)
+
+    def end(self, errno: int = 0, message: str = "") -> Attempt:
+        """Finish the attempt: publish the file or clean up, and say what happened."""
+        import pycurl
+
+        try:
+            code = self.curl.getinfo(pycurl.RESPONSE_CODE)
+            if errno:
+                return Attempt(code or None, 0, message or f"libcurl error {errno}")
+            if not 200 <= code < 300:
+                return Attempt(code)
+            part = self._part or _Part(self._dest, self._name)  # an empty body makes a file
+            self._part = None
+            part.publish()
+            return Attempt(code, self._kept)
+        finally:
+            if self._part is not None:
+                self._part.discard()
+                self._part = None
+
+
 class Fetcher:
     """Blocking downloads over one reused libcurl handle (keeps its connections alive).
 
@@ -108,33 +204,12 @@ class Fetcher:
     def __init__(self, settings: Settings) -> None:
         import pycurl
 
-        self._pycurl = pycurl
+        self._error = pycurl.error
         self.settings = settings
-        curl = pycurl.Curl()
-        curl.setopt(pycurl.NOSIGNAL, 1)
-        curl.setopt(pycurl.FOLLOWLOCATION, 1)
-        curl.setopt(pycurl.MAXREDIRS, 20)
-        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
-        # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
-        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
-        curl.setopt(pycurl.USERAGENT, settings.user_agent)
-        curl.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
-        curl.setopt(pycurl.BUFFERSIZE, 256 * 1024)
-        # Error statuses end the transfer before any body byte reaches _write, so an
-        # error page is never saved and no file is created for it.
-        curl.setopt(pycurl.FAILONERROR, 1)
-        curl.setopt(pycurl.WRITEFUNCTION, self._write)
-        self._curl = curl
-        self._part: _Part | None = None
-        self._dest = os.fspath(settings.dest)
-        self._name: str | None = None
-        self._kept = 0
+        self._transfer = Transfer(settings)
 
     def close(self) -> None:
-        self._curl.close()
+        self._transfer.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -146,59 +221,29 @@ class Fetcher:
         """Download ``job`` (retrying as the policy allows) and return its result."""
         if job.problem is not None:
             return rejected(job)
+        transfer = self._transfer
         start = time.monotonic()
         attempts = 0
         while True:
             attempts += 1
-            attempt = self._attempt(job)
-            delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
+            transfer.begin(job)
+            try:
+                transfer.curl.perform()
+            except self._error as exc:
+                attempt = transfer.end(*_curl_error(exc))
+            else:
+                attempt = transfer.end()
+            delay = self.settings.retry.delay_for(attempts, retry_status(attempt))
             if delay is None:
-                path = os.path.join(self._dest, job.name)
-                return conclude(job, path, attempt, attempts, time.monotonic() - start)
+                seconds = time.monotonic() - start
+                return conclude(job, transfer.path(job), attempt, attempts, seconds)
             time.sleep(delay)
 
-    def _write(self, data: bytes) -> None:
-        part = self._part
-        if part is None:
-            if self._name is None:
-                return
-            part = self._part = _Part(self._dest, self._name)
-        part.file.write(data)
-        self._kept += len(data)
 
-    def _attempt(self, job: Job) -> Attempt:
-        pycurl = self._pycurl
-        curl = self._curl
-        self._name = job.name
-        self._part = None
-        self._kept = 0
-        curl.setopt(pycurl.URL, job.url)
-        try:
-            try:
-                curl.perform()
-            except pycurl.error as exc:
-                code = curl.getinfo(pycurl.RESPONSE_CODE) or None
-                if exc.args and exc.args[0] == pycurl.E_HTTP_RETURNED_ERROR:
-                    return Attempt(code)
-                return Attempt(code, 0, _curl_message(exc))
-            code = curl.getinfo(pycurl.RESPONSE_CODE)
-            if not 200 <= code < 300:
-                return Attempt(code)
-            part = self._part or _Part(self._dest, job.name)  # an empty body makes a file too
-            self._part = None
-            part.publish()
-            return Attempt(code, self._kept)
-        finally:
-            if self._part is not None:
-                self._part.discard()
-                self._part = None
-
-
-def _curl_message(exc: Exception) -> str:
+def _curl_error(exc: Exception) -> tuple[int, str]:
     args = exc.args
-    if len(args) >= 2 and args[1]:
-        return str(args[1])
-    return f"libcurl error {args[0]}" if args else "libcurl error"
+    errno = int(args[0]) if args else -1
+    return errno, str(args[1]) if len(args) >= 2 and args[1] else f"libcurl error {errno}"
 
 
 # --------------------------------------------------------------------------- aiohttp
@@ -241,7 +286,7 @@ class AsyncFetcher:
         while True:
             attempts += 1
             attempt = await self._aattempt(job)
-            delay = self.settings.retry.delay_for(attempts, _retry_status(attempt))
+            delay = self.settings.retry.delay_for(attempts, retry_status(attempt))
             if delay is None:
                 path = os.path.join(self._dest, job.name)
                 return conclude(job, path, attempt, attempts, time.monotonic() - start)

@@ -27,8 +27,9 @@ ENGINES: dict[str, tuple[str, str]] = {
     "threads": ("._threads", "pycurl"),
     "processes": ("._processes", "pycurl"),
     "asyncio": ("._asyncio", "aiohttp"),
+    "multi": ("._multi", "pycurl"),
 }
-DEFAULT_ENGINE = "threads"
+DEFAULT_ENGINE = "multi"
 
 
 def get_engine(name: str) -> EngineRun:

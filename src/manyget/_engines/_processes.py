@@ -1,15 +1,15 @@
-"""Several worker processes, each running many downloads at once on its own threads.
+"""Several worker processes, each running many downloads at once on a libcurl multi loop.
 
 Theory of operation: one process per core (at most ``concurrency``) is started through
 ``forkserver`` (``spawn`` where there is none), so no thread of the parent, such as an
-embedded server, is ever forked. Each worker owns an inbox queue and a small thread pool
-of ``ceil(concurrency / workers)`` libcurl fetchers; it submits each job it receives to
-that pool and sends each result back, tagged with the job's index, on one shared outbox
-as soon as it completes. The parent reads the list lazily and keeps every worker's
-backlog short (twice its thread count), always feeding the least-loaded worker, so memory
-stays flat and a slow worker does not hold up the others. It remembers which jobs each
-worker holds: when a worker dies, those jobs are reported as errors and a new worker
-takes its place.
+embedded server, is ever forked. Each worker owns an inbox queue and runs a libcurl
+multi loop (``_multi.MultiLoop``) of ``ceil(concurrency / workers)`` transfers: it starts
+each job it receives and sends each result back, tagged with the job's index, on one
+shared outbox as soon as it completes. The parent reads the list lazily and keeps every
+worker's backlog short (twice its share of the concurrency), always feeding the
+least-loaded worker, so memory stays flat and a slow worker does not hold up the others.
+It remembers which jobs each worker holds: when a worker dies, those jobs are reported as
+errors and a new worker takes its place.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ import queue
 import signal
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Result
-from ._window import failed, fetch_job
+from ._multi import MultiLoop
+from ._window import failed
 
 __all__ = ["run"]
 
 _POLL = 0.25  # seconds between checks that every worker is still alive
+_REFILL = 0.005  # longest wait on sockets while a worker could take another job
 
 
 def _context() -> Any:
@@ -41,20 +42,29 @@ def _context() -> Any:
     return multiprocessing.get_context(method)
 
 
-def _worker(wid: int, inbox: Any, outbox: Any, settings: Settings, threads: int) -> None:
+def _worker(wid: int, inbox: Any, outbox: Any, settings: Settings, capacity: int) -> None:
     # The parent handles Ctrl-C and stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def one(job: Job) -> None:
-        try:
-            result = fetch_job(job, settings)
-        except Exception as exc:
-            result = failed(job, settings, exc)
-        outbox.put((wid, job.index, result))
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="manyget") as pool:
-        for job in iter(inbox.get, None):
-            pool.submit(one, job)
+    loop = MultiLoop(settings, capacity)
+    closed = False
+    try:
+        while not closed or loop.load:
+            while not closed and loop.free:
+                try:
+                    job = inbox.get(block=not loop.load)  # wait only when idle
+                except queue.Empty:
+                    break
+                if job is None:
+                    closed = True
+                    break
+                answer = loop.add(job)
+                if answer is not None:
+                    outbox.put((wid, job.index, answer))
+            # Short waits while more jobs may arrive; longer ones once the inbox is closed.
+            for job, result in loop.step(1.0 if closed else _REFILL):
+                outbox.put((wid, job.index, result))
+    finally:
+        loop.close()
 
 
 @dataclass
@@ -70,8 +80,8 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
     """Fetch jobs on worker processes, yielding results as they complete."""
     ctx = _context()
     nworkers = max(1, min(os.cpu_count() or 1, concurrency))
-    threads = math.ceil(concurrency / nworkers)
-    backlog = 2 * threads
+    capacity = math.ceil(concurrency / nworkers)
+    backlog = 2 * capacity
     outbox: Any = ctx.Queue()
     slots: list[_Slot] = []
 
@@ -79,7 +89,7 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
         inbox: Any = ctx.Queue()
         process = ctx.Process(
             target=_worker,
-            args=(wid, inbox, outbox, settings, threads),
+            args=(wid, inbox, outbox, settings, capacity),
             name=f"manyget-worker-{wid}",
             daemon=True,
         )

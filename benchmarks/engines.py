@@ -1,0 +1,174 @@
+"""Compare manyget's engines, whole process, on loopback servers this script starts.
+
+Each run is one `manyget get -i LIST -q` subprocess (interpreter start included), timed
+around the process, with its CPU seconds from RUSAGE_CHILDREN. Files go to tmpfs and are
+checked (count and total bytes) after every run. Engines run strictly one at a time, in a
+rotated order per round, and the table shows medians.
+
+Scenarios:
+  flags  the 194 flags from `manyget serve --delay 0.1`, 64 at once
+  small  10,000 files of 4-16 KB from a private nginx, 64 at once
+  large  4 files of 128 MiB from a private nginx, 4 at once
+
+    python benchmarks/engines.py [--scenarios flags,small,large] [--engines ...] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nginx import PrivateNginx
+
+ENGINES = ["sequential", "threads", "processes", "asyncio"]
+SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+
+@dataclass
+class Scenario:
+    name: str
+    urls: list[str]
+    total_bytes: int
+    concurrency: int
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def flag_server(delay: float) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "serve", "--port", "0", "--delay", str(delay)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"http://\S+", proc.stderr.readline())
+        if match is None:
+            raise SystemExit("flag server did not start")
+        yield match.group(0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@contextmanager
+def nginx_files(sizes: list[int]) -> Iterator[tuple[str, list[str]]]:
+    root = Path(tempfile.mkdtemp(prefix="manyget-engines-data-", dir=SHM))
+    rng = random.Random(7)
+    names = []
+    try:
+        for i, size in enumerate(sizes):
+            name = f"f{i:06d}.bin"
+            with open(root / name, "wb") as f:
+                f.write(rng.randbytes(min(size, 1 << 20)) * (size // min(size, 1 << 20)))
+                f.write(rng.randbytes(size % min(size, 1 << 20)))
+            names.append(name)
+        with PrivateNginx(root) as srv:
+            yield srv.base_url, [f"{srv.base_url}/{n}" for n in names]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_once(engine: str, scenario: Scenario, list_file: str) -> dict[str, float | str]:
+    dest = tempfile.mkdtemp(prefix="manyget-engines-out-", dir=SHM)
+    cmd = [sys.executable, "-m", "manyget", "get", "-i", list_file, "-d", dest, "-q"]
+    cmd += ["--engine", engine, "-j", str(scenario.concurrency)]
+    try:
+        cpu0 = children_cpu()
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        wall = time.perf_counter() - t0
+        cpu = children_cpu() - cpu0
+        files = list(os.scandir(dest))
+        got = sum(f.stat().st_size for f in files)
+        complete = len(files) == len(scenario.urls) and got == scenario.total_bytes
+        note = "" if complete and proc.returncode == 0 else f"INCOMPLETE ({len(files)} files)"
+        return {"wall": wall, "cpu": cpu, "note": note}
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def measure(scenario: Scenario, engines: list[str], runs: int) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+        listing.write("\n".join(scenario.urls) + "\n")
+    records: dict[str, list[dict[str, float | str]]] = {e: [] for e in engines}
+    try:
+        for r in range(runs):
+            order = engines[r % len(engines) :] + engines[: r % len(engines)]
+            for engine in order:
+                records[engine].append(run_once(engine, scenario, listing.name))
+    finally:
+        os.unlink(listing.name)
+    n = len(scenario.urls)
+    mb = scenario.total_bytes / 1e6
+    print(f"\n### {scenario.name}: {n:,} files, {mb:,.1f} MB, {scenario.concurrency} at once")
+    print(f"medians of {runs} runs, whole process\n")
+    print("| engine | wall s (min-max) | CPU s | files/s | MB/s | CPU s / 1000 files | note |")
+    print("|---|---|---|---|---|---|---|")
+    for engine in engines:
+        rows = records[engine]
+        walls = [float(x["wall"]) for x in rows]
+        cpus = [float(x["cpu"]) for x in rows]
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        notes = ", ".join(sorted({str(x["note"]) for x in rows if x["note"]}))
+        print(
+            f"| {engine} | {wall:.2f} ({min(walls):.2f}-{max(walls):.2f}) | {cpu:.2f} | "
+            f"{n / wall:,.0f} | {mb / wall:,.0f} | {1000 * cpu / n:.3f} | {notes} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="flags,small,large")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    engines = args.engines.split(",")
+    for name in args.scenarios.split(","):
+        if name == "flags":
+            from manyget._server import COUNTRY_CODES, flag_gif
+
+            with flag_server(0.1) as base:
+                urls = [f"{base}/flags/{c.lower()}/{c.lower()}.gif" for c in COUNTRY_CODES]
+                total = sum(len(flag_gif(c)) for c in COUNTRY_CODES)
+                measure(
+                    Scenario("flags (0.1 s latency each)", urls, total, 64), engines, args.runs
+                )
+        elif name == "small":
+            rng = random.Random(42)
+            sizes = [rng.randint(4096, 16384) for _ in range(10_000)]
+            small = [e for e in engines if e != "sequential"]
+            with nginx_files(sizes) as (_, urls):
+                measure(Scenario("small", urls, sum(sizes), 64), small, args.runs)
+        elif name == "large":
+            sizes = [128 * 1024 * 1024] * 4
+            with nginx_files(sizes) as (_, urls):
+                measure(Scenario("large", urls, sum(sizes), 4), engines, args.runs)
+        else:
+            parser.error(f"unknown scenario {name!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
