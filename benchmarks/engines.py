@@ -1,7 +1,10 @@
 """Compare manyget's engines, whole process, on loopback servers this script starts.
 
 Each run is one `manyget get -i LIST -q` subprocess (interpreter start included), timed
-around the process, with its CPU seconds from RUSAGE_CHILDREN. Files go to tmpfs and are
+around the process. Its CPU seconds are the whole machine's busy time during the run
+(from /proc/stat) less the server's own CPU (from /proc/PID/stat): worker processes
+started through a fork server are not our children, so RUSAGE_CHILDREN would miss them.
+Run it on an otherwise idle machine. Files go to tmpfs and are
 checked (count and total bytes) after every run. Engines run strictly one at a time, in a
 rotated order per round, and the table shows medians.
 
@@ -19,7 +22,6 @@ import argparse
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import statistics
@@ -33,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nginx import PrivateNginx
+from clients import cpu_busy_total
+from nginx import PrivateNginx, _proc_cpu_seconds
 
-ENGINES = ["sequential", "threads", "processes", "asyncio"]
+ENGINES = ["sequential", "threads", "processes", "asyncio", "multi"]
 SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
@@ -45,15 +48,11 @@ class Scenario:
     urls: list[str]
     total_bytes: int
     concurrency: int
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    server_pid: int
 
 
 @contextmanager
-def flag_server(delay: float) -> Iterator[str]:
+def flag_server(delay: float) -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "manyget", "serve", "--port", "0", "--delay", str(delay)],
         stderr=subprocess.PIPE,
@@ -64,7 +63,7 @@ def flag_server(delay: float) -> Iterator[str]:
         match = re.search(r"http://\S+", proc.stderr.readline())
         if match is None:
             raise SystemExit("flag server did not start")
-        yield match.group(0)
+        yield match.group(0), proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
@@ -73,7 +72,7 @@ def flag_server(delay: float) -> Iterator[str]:
 
 
 @contextmanager
-def nginx_files(sizes: list[int]) -> Iterator[tuple[str, list[str]]]:
+def nginx_files(sizes: list[int]) -> Iterator[tuple[int, list[str]]]:
     root = Path(tempfile.mkdtemp(prefix="manyget-engines-data-", dir=SHM))
     rng = random.Random(7)
     names = []
@@ -85,7 +84,7 @@ def nginx_files(sizes: list[int]) -> Iterator[tuple[str, list[str]]]:
                 f.write(rng.randbytes(size % min(size, 1 << 20)))
             names.append(name)
         with PrivateNginx(root) as srv:
-            yield srv.base_url, [f"{srv.base_url}/{n}" for n in names]
+            yield srv.worker_pid, [f"{srv.base_url}/{n}" for n in names]
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -95,11 +94,12 @@ def run_once(engine: str, scenario: Scenario, list_file: str) -> dict[str, float
     cmd = [sys.executable, "-m", "manyget", "get", "-i", list_file, "-d", dest, "-q"]
     cmd += ["--engine", engine, "-j", str(scenario.concurrency)]
     try:
-        cpu0 = children_cpu()
+        busy0, server0 = cpu_busy_total(), _proc_cpu_seconds(scenario.server_pid)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
         wall = time.perf_counter() - t0
-        cpu = children_cpu() - cpu0
+        server = _proc_cpu_seconds(scenario.server_pid) - server0
+        cpu = cpu_busy_total() - busy0 - server
         files = list(os.scandir(dest))
         got = sum(f.stat().st_size for f in files)
         complete = len(files) == len(scenario.urls) and got == scenario.total_bytes
@@ -149,22 +149,21 @@ def main() -> int:
         if name == "flags":
             from manyget._server import COUNTRY_CODES, flag_gif
 
-            with flag_server(0.1) as base:
+            with flag_server(0.1) as (base, pid):
                 urls = [f"{base}/flags/{c.lower()}/{c.lower()}.gif" for c in COUNTRY_CODES]
                 total = sum(len(flag_gif(c)) for c in COUNTRY_CODES)
-                measure(
-                    Scenario("flags (0.1 s latency each)", urls, total, 64), engines, args.runs
-                )
+                scenario = Scenario("flags (0.1 s latency each)", urls, total, 64, pid)
+                measure(scenario, engines, args.runs)
         elif name == "small":
             rng = random.Random(42)
             sizes = [rng.randint(4096, 16384) for _ in range(10_000)]
             small = [e for e in engines if e != "sequential"]
-            with nginx_files(sizes) as (_, urls):
-                measure(Scenario("small", urls, sum(sizes), 64), small, args.runs)
+            with nginx_files(sizes) as (pid, urls):
+                measure(Scenario("small", urls, sum(sizes), 64, pid), small, args.runs)
         elif name == "large":
             sizes = [128 * 1024 * 1024] * 4
-            with nginx_files(sizes) as (_, urls):
-                measure(Scenario("large", urls, sum(sizes), 4), engines, args.runs)
+            with nginx_files(sizes) as (pid, urls):
+                measure(Scenario("large", urls, sum(sizes), 4, pid), engines, args.runs)
         else:
             parser.error(f"unknown scenario {name!r}")
     return 0
