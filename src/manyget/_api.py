@@ -65,8 +65,9 @@ def iter_download(
     ``urls`` may be any iterable, including a generator of millions of lines: it is read
     lazily and only a bounded window of downloads is in flight. ``engine`` is one of
     ``multi`` (default), ``sequential``, ``threads``, ``processes`` or ``asyncio``;
-    ``executor`` runs the downloads on any ``concurrent.futures.Executor`` instead. ``timeout`` is the
-    seconds allowed to connect and, after that, between two received bytes.
+    ``executor`` runs the downloads on any ``concurrent.futures.Executor`` instead.
+    ``timeout`` is the seconds allowed to connect and, after that, between two received
+    bytes.
     """
     if isinstance(urls, str):
         urls = [urls]
