@@ -355,3 +355,15 @@ def test_get_progress_bar_on_a_terminal(server: Server, tmp_path: Path) -> None:
     assert "20/20" in screen
     assert "file/s" in screen
     assert screen.count("OK http://") == 20
+
+
+def test_flags_max_req_caps_connections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-m N caps the concurrent connections reported and used."""
+    code, out, _ = run_main(["flags", "-m", "5", "-d", str(tmp_path)], capsys)
+    assert code == 0
+    assert "5 concurrent connections will be used." in out.splitlines()
+    assert " 20 flags downloaded." in out.splitlines()
+    code, out, _ = run_main(["flags", "-m", "1", "BR", "CN", "-d", str(tmp_path)], capsys)
+    assert "1 connection will be used." in out.splitlines()
