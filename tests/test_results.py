@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 
 import pytest
 
 import manyget
-from manyget import Report, Result, RetryPolicy, Status, Timeouts, UsageError
+from manyget import Attempt, Report, Result, RetryPolicy, Status, Timeouts, UsageError
+from manyget._policy import parse_retry_after
 from manyget._results import Tally
 
 
@@ -61,26 +63,96 @@ def test_result_to_dict_is_json_ready() -> None:
     assert record["http_status"] == 404
 
 
-def test_retry_policy_retries_transient_failures_only() -> None:
-    """Resets and 5xx are retried within the budget; 404 and a spent budget are not."""
-    policy = RetryPolicy(retries=2, backoff=0.5, max_wait=0.75)
-    rng = random.Random(1)
-    assert policy.delay_for(1, None, rng) is not None
-    assert policy.delay_for(1, 503, rng) is not None
-    assert policy.delay_for(1, 404, rng) is None
-    assert policy.delay_for(3, 503, rng) is None
-    for attempt in (1, 2):
-        delay = policy.delay_for(attempt, 500, rng)
-        assert delay is not None
-        assert 0 <= delay <= 0.75
+def fail(kind: str, status: int | None = None, retry_after: float | None = None) -> Attempt:
+    return Attempt(status, 0, None if kind == "ok" else "boom", kind, retry_after)
 
 
-def test_no_retries_by_default() -> None:
-    """The default policy never retries, like the book."""
-    assert RetryPolicy().delay_for(1, 503) is None
+RNG = random.Random(1)
 
 
-@pytest.mark.parametrize("kwargs", [{"retries": -1}, {"backoff": -1.0}])
+@pytest.mark.parametrize(
+    ("attempt", "retried"),
+    [
+        (fail("ok", 200), False),
+        (fail("ok", 404), False),
+        (fail("ok", 403), False),
+        (fail("ok", 408), True),
+        (fail("ok", 429), True),
+        (fail("ok", 500), True),
+        (fail("ok", 502), True),
+        (fail("ok", 503), True),
+        (fail("ok", 504), True),
+        (fail("ok", 501), False),
+        (fail("read", 200), True),
+        (fail("read"), True),
+        (fail("connect"), True),
+        (fail("refused"), False),
+        (fail("tls"), False),
+        (fail("fatal"), False),
+    ],
+)
+def test_retry_policy_retries_transient_failures_only(attempt: Attempt, retried: bool) -> None:
+    """Resets, timeouts, truncation and 408/429/5xx retry; other 4xx, TLS, refused do not."""
+    assert (RetryPolicy().delay_for([attempt], RNG) is not None) is retried
+
+
+def test_refused_retried_only_when_asked() -> None:
+    """Refused connections are retried only with refused=True."""
+    assert RetryPolicy(refused=True).delay_for([fail("refused")], RNG) is not None
+
+
+def test_total_budget() -> None:
+    """`retries` caps the number of retries of one URL."""
+    policy = RetryPolicy(retries=2)
+    assert policy.delay_for([fail("read")] * 2, RNG) is not None
+    assert policy.delay_for([fail("read")] * 3, RNG) is None
+    assert RetryPolicy(retries=0).delay_for([fail("ok", 503)], RNG) is None
+
+
+def test_separate_budgets_per_kind() -> None:
+    """Connect, read and status failures each draw on their own budget."""
+    policy = RetryPolicy(retries=10, connect=1, read=2, status=0)
+    assert policy.delay_for([fail("ok", 503)], RNG) is None
+    assert policy.delay_for([fail("connect")], RNG) is not None
+    assert policy.delay_for([fail("connect"), fail("connect")], RNG) is None
+    assert policy.delay_for([fail("connect"), fail("read"), fail("read")], RNG) is not None
+    assert policy.delay_for([fail("read")] * 3, RNG) is None
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    """Waits stay within backoff * 2**(n-1), never above max_wait, and vary."""
+    policy = RetryPolicy(retries=20, backoff=0.5, max_wait=3.0)
+    for n in range(1, 10):
+        waits = {policy.delay_for([fail("read")] * n, RNG) for _ in range(20)}
+        ceiling = min(3.0, 0.5 * 2 ** (n - 1))
+        assert all(w is not None and 0 <= w <= ceiling for w in waits)
+        assert len(waits) > 1
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    """A Retry-After wait is used as given, but never beyond max_wait."""
+    policy = RetryPolicy(max_wait=5.0)
+    assert policy.delay_for([fail("ok", 503, retry_after=2.0)], RNG) == 2.0
+    assert policy.delay_for([fail("ok", 429, retry_after=3600.0)], RNG) == 5.0
+
+
+def test_parse_retry_after_seconds_and_dates() -> None:
+    """Retry-After is read as seconds or as an HTTP-date relative to now."""
+    now = 1_700_000_000.0
+    assert parse_retry_after("7", now) == 7.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(date, now) == pytest.approx(30.0, abs=1)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_no_retries_in_the_book_demo_policy() -> None:
+    """RetryPolicy(retries=0) never retries, like the book."""
+    assert RetryPolicy(retries=0).delay_for([fail("read")], RNG) is None
+
+
+@pytest.mark.parametrize("kwargs", [{"retries": -1}, {"backoff": -1.0}, {"read": -1}])
 def test_retry_policy_validates(kwargs: dict[str, float]) -> None:
     """Bad retry settings fail when built, with a UsageError."""
     with pytest.raises(UsageError):

@@ -18,11 +18,12 @@ from ._exceptions import (
 )
 from ._jobs import Job, safe_name
 from ._policy import RetryPolicy, Timeouts
-from ._results import Report, Result, Status
+from ._results import Attempt, Report, Result, Status
 
 __version__ = "0.1.0"
 
 __all__ = [  # noqa: RUF022 - plain sorted(), checked by a test
+    "Attempt",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_ENGINE",
     "DestinationError",

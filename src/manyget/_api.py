@@ -57,7 +57,8 @@ def iter_download(
     executor: Executor | None = None,
     concurrency: int | None = None,
     timeout: float | Timeouts | None = None,
-    retries: int | RetryPolicy = 0,
+    retries: int | RetryPolicy | None = None,
+    overwrite: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
@@ -67,7 +68,9 @@ def iter_download(
     ``multi`` (default), ``sequential``, ``threads``, ``processes`` or ``asyncio``;
     ``executor`` runs the downloads on any ``concurrent.futures.Executor`` instead.
     ``timeout`` is the seconds allowed to connect and, after that, between two received
-    bytes.
+    bytes. ``retries`` is a count or a :class:`RetryPolicy` (default ``RetryPolicy()``:
+    3 retries of transient failures). A file already complete under ``dest`` is skipped
+    (``Status.SKIPPED``) unless ``overwrite=True``.
     """
     if isinstance(urls, str):
         urls = [urls]
@@ -81,6 +84,7 @@ def iter_download(
         concurrency=concurrency,
         timeout=timeout,
         retries=retries,
+        overwrite=overwrite,
         progress=progress,
     )
 
@@ -94,7 +98,8 @@ def run_jobs(
     executor: Executor | None = None,
     concurrency: int | None = None,
     timeout: float | Timeouts | None = None,
-    retries: int | RetryPolicy = 0,
+    retries: int | RetryPolicy | None = None,
+    overwrite: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """:func:`iter_download` for planned jobs. Checks every option before returning."""
@@ -110,9 +115,16 @@ def run_jobs(
         timeouts = timeout
     else:
         timeouts = Timeouts(connect=timeout, idle=timeout)
-    retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries=retries)
+    if retries is None:
+        retry = RetryPolicy()
+    elif isinstance(retries, RetryPolicy):
+        retry = retries
+    else:
+        retry = RetryPolicy(retries=retries)
     run = None if executor is not None else get_engine(engine or DEFAULT_ENGINE)
-    settings = Settings(dest=prepare_dest(dest), timeouts=timeouts, retry=retry)
+    settings = Settings(
+        dest=prepare_dest(dest), timeouts=timeouts, retry=retry, overwrite=overwrite
+    )
     if executor is not None:
         results = run_executor(executor, jobs, settings, window=2 * concurrency)
     else:
@@ -151,7 +163,8 @@ def download(
     executor: Executor | None = None,
     concurrency: int | None = None,
     timeout: float | Timeouts | None = None,
-    retries: int | RetryPolicy = 0,
+    retries: int | RetryPolicy | None = None,
+    overwrite: bool = False,
     progress: ProgressArg = False,
     keep_results: bool = True,
 ) -> Report:
@@ -171,6 +184,7 @@ def download(
             concurrency=concurrency,
             timeout=timeout,
             retries=retries,
+            overwrite=overwrite,
             progress=progress,
         )
     )

@@ -134,9 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--retries",
         type=_non_negative_int,
-        default=2,
+        default=3,
         metavar="N",
-        help="tries again after a transient failure (default: 2)",
+        help="retries after a transient failure (default: 3)",
+    )
+    get.add_argument(
+        "--retry-max-wait",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="longest wait before a retry, Retry-After included (default: 30)",
+    )
+    get.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="download again files that are already complete (default: skip them)",
     )
     out = get.add_mutually_exclusive_group()
     out.add_argument("-v", "--verbose", action="store_true", help="one line per URL")
@@ -279,6 +291,7 @@ def _open_list(name: str) -> IO[str]:
 def _get(args: argparse.Namespace) -> int:
     from ._api import run_jobs
     from ._jobs import plan_lines, read_url_lines
+    from ._policy import RetryPolicy
     from ._progress import Bar, FailureLines, JsonLines, VerboseLines
     from ._results import Tally
 
@@ -312,7 +325,8 @@ def _get(args: argparse.Namespace) -> int:
             engine=args.engine,
             concurrency=args.jobs,
             timeout=args.timeout,
-            retries=args.retries,
+            retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
+            overwrite=args.overwrite,
             progress=observers,
         )
         try:
@@ -466,6 +480,7 @@ def _download_flags(
         engine=args.engine,
         concurrency=actual_req,
         retries=args.retries,
+        overwrite=True,  # the demo downloads every time, as the book's scripts did
         progress=observers,
     )
     for result in results:

@@ -18,45 +18,46 @@ import contextlib
 import http
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._jobs import Job
-from ._policy import Settings
-from ._results import Result, Status
+from ._policy import Settings, parse_retry_after
+from ._results import Attempt, Result, Status
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AsyncFetcher", "Fetcher", "Transfer", "conclude"]
+__all__ = ["AsyncFetcher", "Fetcher", "Transfer", "conclude", "preflight"]
 
 _NOT_FOUND = frozenset({404, 410})
 _LARGE_READ = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What one request produced: an HTTP status (if any), body bytes kept, an error."""
-
-    http_status: int | None
-    nbytes: int = 0
-    error: str | None = None
-
-
-def conclude(job: Job, path: str, attempt: Attempt, attempts: int, seconds: float) -> Result:
-    """Turn the last attempt at ``job``, saved (or not) at ``path``, into its :class:`Result`."""
-    code = attempt.http_status
-    if attempt.error is None and code is not None and 200 <= code < 300:
-        return Result(job.url, path, Status.OK, code, attempt.nbytes, seconds, attempts)
-    not_found = attempt.error is None and code in _NOT_FOUND
+def conclude(job: Job, path: str, history: Sequence[Attempt], seconds: float) -> Result:
+    """Turn the attempts at ``job``, saved (or not) at ``path``, into its :class:`Result`."""
+    last = history[-1]
+    code = last.http_status
+    kept = tuple(history)
+    if last.succeeded:
+        return Result(job.url, path, Status.OK, code, last.nbytes, seconds, len(kept), None, kept)
+    not_found = last.kind == "ok" and code in _NOT_FOUND
     status = Status.NOT_FOUND if not_found else Status.ERROR
-    error = attempt.error or _http_error(code)
-    return Result(job.url, path, status, code, 0, seconds, attempts, error)
+    error = last.error or _http_error(code)
+    return Result(job.url, path, status, code, 0, seconds, len(kept), error, kept)
 
 
-def rejected(job: Job) -> Result:
-    """The result for a job that is not a usable URL: no request is made."""
-    return Result(job.url, None, Status.ERROR, None, 0, 0.0, 0, job.problem)
+def preflight(job: Job, path: str, settings: Settings) -> Result | None:
+    """The result of ``job`` when no request is needed: a bad URL, or a complete file.
+
+    Files appear under their final names only when complete, so a file already there is
+    skipped unless the run overwrites.
+    """
+    if job.problem is not None:
+        return Result(job.url, None, Status.ERROR, None, 0, 0.0, 0, job.problem)
+    if not settings.overwrite and os.path.isfile(path):
+        return Result(job.url, path, Status.SKIPPED, None, 0, 0.0, 0)
+    return None
 
 
 def _http_error(code: int | None) -> str:
@@ -67,12 +68,6 @@ def _http_error(code: int | None) -> str:
     except ValueError:
         phrase = "Unknown"
     return f"HTTP {code} {phrase}"
-
-
-def retry_status(attempt: Attempt) -> int | None:
-    # A transfer that failed after the status line (reset, truncation, timeout) is
-    # treated like no response at all: transient.
-    return None if attempt.error is not None else attempt.http_status
 
 
 class _Part:
@@ -122,6 +117,14 @@ def _new_curl(settings: Settings, header: object, write: object) -> Any:
     return curl
 
 
+# libcurl error numbers by the kind of failure they are (see Attempt.kind).
+_CURL_READ = frozenset({18, 52, 55, 56})  # partial file, empty reply, send/recv error
+_CURL_CONNECT = frozenset({5, 6, 7})  # cannot resolve (proxy, host), cannot connect
+_CURL_TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+_CURL_TIMEOUT = 28
+_ECONNREFUSED = 111
+
+
 class Transfer:
     """One libcurl handle and the state of its current attempt.
 
@@ -131,7 +134,17 @@ class Transfer:
     (keeping the connection alive) but never written anywhere.
     """
 
-    __slots__ = ("_dest", "_kept", "_name", "_part", "_status", "curl", "job", "settings")
+    __slots__ = (
+        "_dest",
+        "_kept",
+        "_name",
+        "_part",
+        "_retry_after",
+        "_status",
+        "curl",
+        "job",
+        "settings",
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -142,6 +155,7 @@ class Transfer:
         self._part: _Part | None = None
         self._status = 0
         self._kept = 0
+        self._retry_after: str | None = None
 
     def close(self) -> None:
         self.curl.close()
@@ -157,6 +171,7 @@ class Transfer:
         self._part = None
         self._status = 0
         self._kept = 0
+        self._retry_after = None
         self.curl.setopt(pycurl.URL, job.url)
 
     def _header(self, line: bytes) -> None:
@@ -165,6 +180,9 @@ class Transfer:
             fields = line.split(None, 2)
             if len(fields) > 1 and fields[1].isdigit():
                 self._status = int(fields[1])
+                self._retry_after = None
+        elif line[:12].lower() == b"retry-after:":
+            self._retry_after = line[12:].decode("latin-1").strip()
 
     def _write(self, data: bytes) -> None:
         if not 200 <= self._status < 300:
@@ -179,12 +197,15 @@ class Transfer:
         """Finish the attempt: publish the file or clean up, and say what happened."""
         import pycurl
 
+        curl = self.curl
         try:
-            code = self.curl.getinfo(pycurl.RESPONSE_CODE)
+            code = curl.getinfo(pycurl.RESPONSE_CODE) or None
             if errno:
-                return Attempt(code or None, 0, message or f"libcurl error {errno}")
-            if not 200 <= code < 300:
-                return Attempt(code)
+                kind = _curl_kind(curl, errno)
+                return Attempt(code, 0, message or f"libcurl error {errno}", kind)
+            if code is None or not 200 <= code < 300:
+                retry_after = parse_retry_after(self._retry_after, time.time())
+                return Attempt(code, retry_after=retry_after)
             part = self._part or _Part(self._dest, self._name)  # an empty body makes a file
             self._part = None
             part.publish()
@@ -193,6 +214,21 @@ class Transfer:
             if self._part is not None:
                 self._part.discard()
                 self._part = None
+
+
+def _curl_kind(curl: Any, errno: int) -> str:
+    import pycurl
+
+    if errno in _CURL_READ:
+        return "read"
+    if errno == _CURL_TIMEOUT:
+        return "connect" if curl.getinfo(pycurl.CONNECT_TIME) == 0 else "read"
+    if errno in _CURL_CONNECT:
+        refused = errno == 7 and curl.getinfo(pycurl.OS_ERRNO) == _ECONNREFUSED
+        return "refused" if refused else "connect"
+    if errno in _CURL_TLS:
+        return "tls"
+    return "fatal"
 
 
 class Fetcher:
@@ -219,24 +255,24 @@ class Fetcher:
 
     def fetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
-        if job.problem is not None:
-            return rejected(job)
         transfer = self._transfer
+        path = transfer.path(job)
+        early = preflight(job, path, self.settings)
+        if early is not None:
+            return early
         start = time.monotonic()
-        attempts = 0
+        history: list[Attempt] = []
         while True:
-            attempts += 1
             transfer.begin(job)
             try:
                 transfer.curl.perform()
             except self._error as exc:
-                attempt = transfer.end(*_curl_error(exc))
+                history.append(transfer.end(*_curl_error(exc)))
             else:
-                attempt = transfer.end()
-            delay = self.settings.retry.delay_for(attempts, retry_status(attempt))
+                history.append(transfer.end())
+            delay = self.settings.retry.delay_for(history)
             if delay is None:
-                seconds = time.monotonic() - start
-                return conclude(job, transfer.path(job), attempt, attempts, seconds)
+                return conclude(job, path, history, time.monotonic() - start)
             time.sleep(delay)
 
 
@@ -280,17 +316,17 @@ class AsyncFetcher:
 
     async def afetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
-        if job.problem is not None:
-            return rejected(job)
+        path = os.path.join(self._dest, job.name)
+        early = preflight(job, path, self.settings)
+        if early is not None:
+            return early
         start = time.monotonic()
-        attempts = 0
+        history: list[Attempt] = []
         while True:
-            attempts += 1
-            attempt = await self._aattempt(job)
-            delay = self.settings.retry.delay_for(attempts, retry_status(attempt))
+            history.append(await self._aattempt(job))
+            delay = self.settings.retry.delay_for(history)
             if delay is None:
-                path = os.path.join(self._dest, job.name)
-                return conclude(job, path, attempt, attempts, time.monotonic() - start)
+                return conclude(job, path, history, time.monotonic() - start)
             await asyncio.sleep(delay)
 
     async def _aattempt(self, job: Job) -> Attempt:
@@ -301,14 +337,15 @@ class AsyncFetcher:
             async with self._session.get(job.url, max_redirects=20) as resp:
                 code = resp.status
                 if not 200 <= code < 300:
-                    return Attempt(code)
+                    retry_after = resp.headers.get("Retry-After")
+                    return Attempt(code, retry_after=parse_retry_after(retry_after, time.time()))
                 part = _Part(self._dest, job.name)
                 kept = await _stream(resp, part)
             part.publish()
             part = None
             return Attempt(code, kept)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return Attempt(code, 0, _aiohttp_message(exc))
+            return Attempt(code, 0, _aiohttp_message(exc), _aiohttp_kind(aiohttp, exc))
         finally:
             if part is not None:
                 part.discard()
@@ -325,6 +362,21 @@ async def _stream(resp: aiohttp.ClientResponse, part: _Part) -> int:
         part.file.write(chunk)
         kept += len(chunk)
     return kept
+
+
+def _aiohttp_kind(aiohttp: Any, exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        return "tls"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        return "refused" if refused else "connect"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect"
+    if isinstance(exc, TimeoutError | aiohttp.ClientPayloadError | aiohttp.ClientOSError):
+        return "read"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "read"
+    return "fatal"
 
 
 def _aiohttp_message(exc: BaseException) -> str:

@@ -2,21 +2,26 @@
 
 Each option is a small frozen value validated once when built. Retry state is a value too:
 :meth:`RetryPolicy.delay_for` answers "retry after how long, or not at all" from the
-attempt number and the outcome, with no clock and no sleeping, so the fetchers share one
+history of attempts so far, with no clock and no sleeping, so every fetcher shares one
 decision and tests can check it directly.
 """
 
 from __future__ import annotations
 
+import email.utils
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._exceptions import UsageError
+from ._results import Attempt
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "Settings", "Timeouts"]
+__all__ = ["RETRY_STATUSES", "RetryPolicy", "Settings", "Timeouts", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Which budget each kind of failure draws on; kinds not listed are never retried.
+_BUDGET_OF = {"status": "status", "connect": "connect", "refused": "connect", "read": "read"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,36 +40,81 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """How many times a failed download is tried again, and how long to wait first.
+    """When a failed download is tried again, and how long to wait first.
 
-    Only transient failures are retried: no response at all (``http_status is None``,
-    a reset or timeout), or a status in :data:`RETRY_STATUSES`. The wait is capped
-    exponential backoff with full jitter.
+    ``retries`` caps the retries of one URL; ``connect``, ``read`` and ``status`` cap those
+    spent on each kind of failure (``None``: only ``retries`` applies). Retried: no
+    connection or a connect timeout, a broken, stalled or truncated body, and the statuses
+    in ``statuses``. Never retried: other statuses, TLS errors, redirect loops, malformed
+    responses, local errors; refused connections only with ``refused=True``. The wait is
+    capped exponential backoff with full jitter, or the server's ``Retry-After`` when it
+    sent one, never more than ``max_wait``.
     """
 
-    retries: int = 0
-    backoff: float = 0.25
-    max_wait: float = 10.0
+    retries: int = 3
+    connect: int | None = None
+    read: int | None = None
+    status: int | None = None
+    refused: bool = False
+    statuses: frozenset[int] = RETRY_STATUSES
+    backoff: float = 0.5
+    max_wait: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0:
-            raise UsageError(f"retries must be >= 0, got {self.retries}")
+        for name in ("retries", "connect", "read", "status"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UsageError(f"{name} retries must be >= 0, got {value}")
         if self.backoff < 0 or self.max_wait < 0:
             raise UsageError("backoff and max_wait must be >= 0")
 
     def delay_for(
-        self, attempt: int, http_status: int | None, rng: random.Random | None = None
+        self, history: Sequence[Attempt], rng: random.Random | None = None
     ) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up.
-
-        ``attempt`` counts the attempts made so far (1 after the first request).
-        """
-        if attempt > self.retries:
+        """Seconds to wait before trying again after ``history``, or ``None`` to stop."""
+        last = history[-1]
+        if last.kind == "ok" and (last.http_status is None or last.http_status < 400):
             return None
-        if http_status is not None and http_status not in RETRY_STATUSES:
+        kind = "status" if last.kind == "ok" else last.kind
+        budget_name = _BUDGET_OF.get(kind)
+        if budget_name is None or len(history) > self.retries:
             return None
-        ceiling = min(self.max_wait, self.backoff * 2 ** (attempt - 1))
+        if kind == "status" and last.http_status not in self.statuses:
+            return None
+        if kind == "refused" and not self.refused:
+            return None
+        budget: int | None = getattr(self, budget_name)
+        if budget is not None:
+            spent = sum(1 for a in history if _BUDGET_OF.get(_kind(a)) == budget_name)
+            if spent > budget:
+                return None
+        if last.retry_after is not None:
+            return min(self.max_wait, max(0.0, last.retry_after))
+        ceiling = min(self.max_wait, self.backoff * 2 ** (len(history) - 1))
         return (rng or random).uniform(0, ceiling)
+
+
+def _kind(attempt: Attempt) -> str:
+    return "status" if attempt.kind == "ok" else attempt.kind
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or HTTP-date), or ``None``.
+
+    ``now`` is the current Unix time; a date in the past means "now" (0 seconds).
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,3 +125,4 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "manyget"
+    overwrite: bool = False

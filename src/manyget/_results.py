@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Report", "Result", "Status", "Tally"]
+__all__ = ["Attempt", "Report", "Result", "Status", "Tally"]
 
 
 class Status(enum.Enum):
@@ -27,6 +27,28 @@ class Status(enum.Enum):
     def succeeded(self) -> bool:
         """True when the file is complete under ``dest`` after the run."""
         return self in (Status.OK, Status.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one request produced.
+
+    ``kind`` says how it ended: ``"ok"`` (a response, whatever its status), or the failure:
+    ``"refused"``, ``"connect"`` (no connection), ``"read"`` (the connection broke, stalled
+    or the body was cut short), ``"tls"``, ``"fatal"`` (never worth retrying: a redirect
+    loop, a malformed response, a local write error). ``retry_after`` is the server's
+    ``Retry-After`` in seconds, when it sent one.
+    """
+
+    http_status: int | None
+    nbytes: int = 0
+    error: str | None = None
+    kind: str = "ok"
+    retry_after: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind == "ok" and self.http_status is not None and 200 <= self.http_status < 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +68,7 @@ class Result:
     seconds: float = 0.0
     attempts: int = 1
     error: str | None = None
+    history: tuple[Attempt, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -62,6 +85,10 @@ class Result:
             "seconds": round(self.seconds, 6),
             "attempts": self.attempts,
             "error": self.error,
+            "history": [
+                {"http_status": a.http_status, "kind": a.kind, "error": a.error}
+                for a in self.history
+            ],
         }
 
 

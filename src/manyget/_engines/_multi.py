@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._fetch import Transfer, conclude, rejected, retry_status
+from .._fetch import Transfer, conclude, preflight
 from .._jobs import Job
 from .._policy import Settings
-from .._results import Result
+from .._results import Attempt, Result
 
 __all__ = ["MultiLoop", "run"]
 
@@ -39,9 +40,10 @@ class MultiLoop:
         self._multi = pycurl.CurlMulti()
         self._spare: list[Transfer] = []
         self._handles: list[Transfer] = []
-        # curl handle -> (transfer, attempts so far, start time of the first attempt)
-        self._active: dict[Any, tuple[Transfer, int, float]] = {}
-        self._waiting: list[tuple[float, int, Job, int, float]] = []
+        # curl handle -> (transfer, earlier attempts, start time of the first attempt)
+        self._active: dict[Any, tuple[Transfer, list[Attempt], float]] = {}
+        self._waiting: list[tuple[float, int, Job, list[Attempt], float]] = []
+        self._dest = os.fspath(settings.dest)
         self._order = itertools.count()
 
     @property
@@ -54,20 +56,21 @@ class MultiLoop:
         return self.load < self.capacity
 
     def add(self, job: Job) -> Result | None:
-        """Start ``job``; a job that is not a usable URL is answered at once."""
-        if job.problem is not None:
-            return rejected(job)
-        self._start(job, 1, time.monotonic())
+        """Start ``job``; one that needs no request (bad URL, complete file) is answered."""
+        early = preflight(job, os.path.join(self._dest, job.name), self.settings)
+        if early is not None:
+            return early
+        self._start(job, [], time.monotonic())
         return None
 
-    def _start(self, job: Job, attempts: int, started: float) -> None:
+    def _start(self, job: Job, history: list[Attempt], started: float) -> None:
         if self._spare:
             transfer = self._spare.pop()
         else:
             transfer = Transfer(self.settings)
             self._handles.append(transfer)
         transfer.begin(job)
-        self._active[transfer.curl] = (transfer, attempts, started)
+        self._active[transfer.curl] = (transfer, history, started)
         self._multi.add_handle(transfer.curl)
 
     def step(self, timeout: float = 1.0) -> list[tuple[Job, Result]]:
@@ -75,8 +78,8 @@ class MultiLoop:
         now = time.monotonic()
         waiting = self._waiting
         while waiting and waiting[0][0] <= now:
-            _, _, job, attempts, started = heapq.heappop(waiting)
-            self._start(job, attempts, started)
+            _, _, job, history, started = heapq.heappop(waiting)
+            self._start(job, history, started)
         if waiting:
             timeout = min(timeout, waiting[0][0] - now)
         if not self._active:
@@ -103,20 +106,19 @@ class MultiLoop:
     def _finish(
         self, curl: Any, errno: int, message: str, results: list[tuple[Job, Result]]
     ) -> None:
-        transfer, attempts, started = self._active.pop(curl)
+        transfer, history, started = self._active.pop(curl)
         self._multi.remove_handle(curl)
         job = transfer.job
         assert job is not None
-        attempt = transfer.end(errno, message)
+        history.append(transfer.end(errno, message))
         self._spare.append(transfer)
-        delay = self.settings.retry.delay_for(attempts, retry_status(attempt))
+        delay = self.settings.retry.delay_for(history)
         if delay is None:
             seconds = time.monotonic() - started
-            result = conclude(job, transfer.path(job), attempt, attempts, seconds)
-            results.append((job, result))
+            results.append((job, conclude(job, transfer.path(job), history, seconds)))
         else:
             due = time.monotonic() + delay
-            heapq.heappush(self._waiting, (due, next(self._order), job, attempts + 1, started))
+            heapq.heappush(self._waiting, (due, next(self._order), job, history, started))
 
     def close(self) -> None:
         """Abandon what is running (temporary files removed) and free every handle."""
