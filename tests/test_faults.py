@@ -1,0 +1,165 @@
+"""Fault behaviour on every engine: retries, Retry-After, truncation, resets, reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import manyget
+from manyget import RetryPolicy, Status
+from manyget._server import POP20_CC, Server, flag_gif
+from manyget._server._resources import bytes_chunks
+
+pytestmark = pytest.mark.timeout(120)
+
+FAST = RetryPolicy(retries=2, backoff=0.01, max_wait=2.0)
+
+
+def served(size: int) -> bytes:
+    return b"".join(bytes_chunks(size, 0, size))
+
+
+def test_5xx_retried_then_reported(server: Server, engine: str, tmp_path: Path) -> None:
+    """A persistent 503 is tried 1 + retries times, then reported with its history; no file."""
+    report = manyget.download([f"{server.url}/status/503"], tmp_path, engine=engine, retries=FAST)
+    (result,) = report.results
+    assert result.status is Status.ERROR
+    assert result.http_status == 503
+    assert result.attempts == 3
+    assert [a.http_status for a in result.history] == [503, 503, 503]
+    assert result.error == "HTTP 503 Service Unavailable"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_4xx_not_retried(server: Server, engine: str, tmp_path: Path) -> None:
+    """403 and 404 are final on the first attempt."""
+    urls = [f"{server.url}/status/403", f"{server.url}/status/404"]
+    report = manyget.download(urls, tmp_path, engine=engine, retries=FAST)
+    assert sorted(r.attempts for r in report.results) == [1, 1]
+    assert report.counts == {Status.ERROR: 1, Status.NOT_FOUND: 1}
+
+
+def test_retry_after_is_waited(server: Server, engine: str, tmp_path: Path) -> None:
+    """A 503 with Retry-After: 1 is retried after at least one second."""
+    policy = RetryPolicy(retries=1, backoff=0.0, max_wait=5.0)
+    start = time.monotonic()
+    report = manyget.download(
+        [f"{server.url}/status/503?retry-after=1"], tmp_path, engine=engine, retries=policy
+    )
+    assert time.monotonic() - start >= 1.0
+    (result,) = report.results
+    assert result.attempts == 2
+    assert result.history[0].retry_after == 1.0
+
+
+def test_retry_after_capped_by_max_wait(server: Server, engine: str, tmp_path: Path) -> None:
+    """A Retry-After of an hour waits no longer than max_wait."""
+    policy = RetryPolicy(retries=1, max_wait=0.2)
+    start = time.monotonic()
+    manyget.download(
+        [f"{server.url}/status/429?retry-after=3600"], tmp_path, engine=engine, retries=policy
+    )
+    assert time.monotonic() - start < 10
+
+
+def test_truncated_body_is_a_read_failure(server: Server, engine: str, tmp_path: Path) -> None:
+    """A body cut short of Content-Length is retried as a read failure and never published."""
+    report = manyget.download(
+        [f"{server.url}/truncate/100000"], tmp_path, engine=engine, retries=FAST
+    )
+    (result,) = report.results
+    assert result.status is Status.ERROR
+    assert [a.kind for a in result.history] == ["read", "read", "read"]
+    assert not (tmp_path / "100000").exists()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_reset_connection_is_retried(server: Server, engine: str, tmp_path: Path) -> None:
+    """A connection reset before any response counts as a read failure and is retried."""
+    report = manyget.download([f"{server.url}/reset"], tmp_path, engine=engine, retries=FAST)
+    (result,) = report.results
+    assert result.status is Status.ERROR
+    assert result.attempts == 3
+    assert {a.kind for a in result.history} == {"read"}
+
+
+def test_refused_not_retried_unless_asked(engine: str, tmp_path: Path) -> None:
+    """A refused connection is final by default and retried with refused=True."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/x"
+    (once,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert once.attempts == 1
+    assert once.history[0].kind == "refused"
+    policy = RetryPolicy(retries=2, backoff=0.01, refused=True)
+    (again,) = manyget.download([url], tmp_path, engine=engine, retries=policy).results
+    assert again.attempts == 3
+
+
+def test_rerun_skips_complete_files(server: Server, engine: str, tmp_path: Path) -> None:
+    """A rerun reports complete files SKIPPED without touching them; --overwrite refetches."""
+    urls = [f"{server.flags_url}/{cc.lower()}/{cc.lower()}.gif" for cc in POP20_CC]
+    first = manyget.download(urls, tmp_path, engine=engine)
+    assert first.counts == {Status.OK: 20}
+    stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    (tmp_path / "br.gif").unlink()
+    second = manyget.download(urls, tmp_path, engine=engine)
+    assert second.counts == {Status.SKIPPED: 19, Status.OK: 1}
+    assert all(r.attempts == 0 for r in second.results if r.status is Status.SKIPPED)
+    assert (tmp_path / "br.gif").read_bytes() == flag_gif("BR")
+    for name, stamp in stamps.items():
+        if name != "br.gif":
+            assert (tmp_path / name).stat().st_mtime_ns == stamp
+    third = manyget.download(urls, tmp_path, engine=engine, overwrite=True)
+    assert third.counts == {Status.OK: 20}
+    assert second.ok
+
+
+def test_large_body_exact_bytes(server: Server, engine: str, tmp_path: Path) -> None:
+    """A 5 MB body is stored byte for byte as served."""
+    size = 5_000_003
+    report = manyget.download([f"{server.url}/bytes/{size}"], tmp_path, engine=engine)
+    assert report.counts == {Status.OK: 1}
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_cli_json_has_history_and_exit_status(server: Server, tmp_path: Path) -> None:
+    """`get --json` records each attempt; a rerun of complete files exits 0 as skipped."""
+    url = f"{server.flags_url}/jp/jp.gif"
+    cmd = [sys.executable, "-m", "manyget", "get", url, "-d", str(tmp_path), "--json"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0
+    assert second.returncode == 0
+    record = json.loads(second.stdout)
+    assert record["status"] == "skipped"
+    assert json.loads(first.stdout)["history"] == [
+        {"http_status": 200, "kind": "ok", "error": None}
+    ]
+    assert "1 skipped" in second.stderr
+    flaky = [
+        sys.executable,
+        "-m",
+        "manyget",
+        "get",
+        f"{server.url}/status/502",
+        "-d",
+        str(tmp_path),
+        "--json",
+        "--retries",
+        "1",
+        "--retry-max-wait",
+        "0.01",
+    ]
+    failed = subprocess.run(flaky, capture_output=True, text=True, timeout=60, check=False)
+    assert failed.returncode == 1
+    assert len(json.loads(failed.stdout)["history"]) == 2
+    assert os.listdir(tmp_path) == ["jp.gif"]
