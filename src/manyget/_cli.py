@@ -2,16 +2,19 @@
 
 Only this module prints reports and calls ``sys.exit``. Exit statuses: 0 every download
 complete, 1 some downloads failed, 2 usage or input error, 3 local I/O error (the
-destination), 130 interrupted (Ctrl-C). Heavy modules are imported inside the commands so
-``manyget --help`` stays fast.
+destination), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Heavy modules are
+imported inside the commands so ``manyget --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import string
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
@@ -30,7 +33,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCAL_IO = 3
-EXIT_INTERRUPTED = 130
 
 REMOTE_FLAGS = "https://www.fluentpython.com/data/flags"
 FLAG_SERVERS = ("LOCAL", "DELAY", "ERROR", "REMOTE")
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="manyget",
         description="Download many files concurrently: fast, polite, without losing a byte.",
         epilog="Exit status: 0 all complete, 1 some downloads failed, 2 usage or input "
-        "error, 3 local I/O error, 130 interrupted.",
+        "error, 3 local I/O error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     parser.add_argument("--version", action="version", version="manyget 0.1.0")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -254,18 +256,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Signals:
+    """Ctrl-C and SIGTERM stop a run cleanly; the second one exits at once.
+
+    The first signal raises KeyboardInterrupt in the main thread: engines stop scheduling,
+    cancel what is in flight and clean up on the way out, and the command prints its
+    partial summary. A second signal ends the process immediately. The previous handlers
+    come back on exit, so calling :func:`main` in-process leaves no trace.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            os._exit(128 + self.received)
+        self.received = signum
+        raise KeyboardInterrupt
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)  # the server handles its own signals
+    signals = _Signals()
     try:
-        if args.command == "get":
-            return _get(args)
-        if args.command == "flags":
+        with signals:
+            if args.command == "get":
+                return _get(args)
             return _flags(args)
-        return _serve(args)
     except KeyboardInterrupt:
         print("manyget: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return signals.exit_status
     except DestinationError as exc:
         print(f"manyget: error: {exc}", file=sys.stderr)
         return EXIT_LOCAL_IO
@@ -332,7 +370,8 @@ def _get(args: argparse.Namespace) -> int:
         try:
             tally.extend(results)
         except KeyboardInterrupt:
-            _print_summary(tally.report(time.monotonic() - start), quiet=args.quiet, partial=True)
+            report = tally.report(time.monotonic() - start)
+            _print_summary(report, quiet=args.quiet, partial=True)
             raise
     report = tally.report(time.monotonic() - start)
     _print_summary(report, quiet=args.quiet)
@@ -342,7 +381,7 @@ def _get(args: argparse.Namespace) -> int:
 def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> None:
     if quiet and report.ok and not partial:
         return
-    prefix = "manyget: interrupted: " if partial else "manyget: "
+    prefix = "manyget: interrupted; so far: " if partial else "manyget: "
     print(prefix + report.summary(), file=sys.stderr)
 
 

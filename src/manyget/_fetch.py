@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import http
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -146,9 +147,16 @@ class Transfer:
         "settings",
     )
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
         self.settings = settings
         self.curl = _new_curl(settings, self._header, self._write)
+        if abort is not None:
+            # Lets another thread stop a blocking perform(): libcurl calls this at least
+            # once a second and aborts the transfer when it returns non-zero.
+            import pycurl
+
+            self.curl.setopt(pycurl.NOPROGRESS, 0)
+            self.curl.setopt(pycurl.XFERINFOFUNCTION, lambda *_: 1 if abort.is_set() else 0)
         self._dest = os.fspath(settings.dest)
         self.job: Job | None = None
         self._name = ""
@@ -237,12 +245,13 @@ class Fetcher:
     Not thread-safe: engines give each thread its own fetcher.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
         import pycurl
 
         self._error = pycurl.error
         self.settings = settings
-        self._transfer = Transfer(settings)
+        self._abort = abort
+        self._transfer = Transfer(settings, abort)
 
     def close(self) -> None:
         self._transfer.close()
@@ -271,9 +280,15 @@ class Fetcher:
             else:
                 history.append(transfer.end())
             delay = self.settings.retry.delay_for(history)
-            if delay is None:
+            if delay is None or self._wait_aborted(delay):
                 return conclude(job, path, history, time.monotonic() - start)
+
+    def _wait_aborted(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True if the run was aborted meanwhile."""
+        if self._abort is None:
             time.sleep(delay)
+            return False
+        return self._abort.wait(delay)
 
 
 def _curl_error(exc: Exception) -> tuple[int, str]:

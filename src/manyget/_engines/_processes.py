@@ -42,9 +42,14 @@ def _context() -> Any:
     return multiprocessing.get_context(method)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)  # unwinds through the loop's clean-up, unlike the default
+
+
 def _worker(wid: int, inbox: Any, outbox: Any, settings: Settings, capacity: int) -> None:
-    # The parent handles Ctrl-C and stops its workers itself.
+    # The parent handles Ctrl-C; it stops its workers with SIGTERM when interrupted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     loop = MultiLoop(settings, capacity)
     closed = False
     try:
@@ -113,6 +118,7 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
             slot.held[job.index] = job
             slot.inbox.put(job)
 
+    finished = False
     try:
         slots.extend(start(wid) for wid in range(nworkers))
         feed()
@@ -126,8 +132,9 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
             slots[wid].held.pop(index, None)
             yield result
             feed()
+        finished = True
     finally:
-        _stop(slots, outbox)
+        _stop(slots, outbox, abort=not finished)
 
 
 def _replace_dead(
@@ -145,14 +152,17 @@ def _replace_dead(
             yield failed(job, settings, ChildProcessError(f"worker process exited ({code})"))
 
 
-def _stop(slots: list[_Slot], outbox: Any) -> None:
+def _stop(slots: list[_Slot], outbox: Any, *, abort: bool) -> None:
+    """Close every inbox; when the run was cut short, also stop the work in flight."""
     for slot in slots:
         with contextlib.suppress(Exception):
             slot.inbox.put(None)
     for slot in slots:
+        if abort and slot.process.exitcode is None:
+            slot.process.terminate()  # SIGTERM: the worker cleans up and exits
         slot.process.join(timeout=5)
         if slot.process.exitcode is None:
-            slot.process.terminate()
+            slot.process.kill()
             slot.process.join(timeout=5)
     for q in [*(slot.inbox for slot in slots), outbox]:
         q.cancel_join_thread()

@@ -1,19 +1,22 @@
-"""One download at a time, in list order: the book's ``flags.py``."""
+"""One download at a time, in list order: the book's ``flags.py``.
+
+It is the multi loop with room for one transfer: the same code path as the default engine,
+one kept-alive connection, and a main thread that returns to Python at least once a
+second, so Ctrl-C is handled promptly even while a server keeps us waiting.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .._fetch import Fetcher
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Result
+from . import _multi
 
 __all__ = ["run"]
 
 
 def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
-    """Fetch each job in turn over one kept-alive connection; ``concurrency`` is ignored."""
-    with Fetcher(settings) as fetcher:
-        for job in jobs:
-            yield fetcher.fetch(job)
+    """Fetch each job in turn; ``concurrency`` is ignored."""
+    return _multi.run(jobs, settings, 1)

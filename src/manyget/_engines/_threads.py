@@ -6,6 +6,7 @@ thread keeps its own handle and so its own kept-alive connection.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +21,9 @@ __all__ = ["run"]
 def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch jobs on ``concurrency`` threads, yielding results as they complete."""
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="manyget")
+    abort = threading.Event()
     try:
-        yield from run_executor(pool, jobs, settings, window=2 * concurrency)
+        yield from run_executor(pool, jobs, settings, window=2 * concurrency, abort=abort)
     finally:
+        abort.set()
         pool.shutdown(wait=True, cancel_futures=True)

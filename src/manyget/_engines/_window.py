@@ -27,14 +27,18 @@ __all__ = ["fetch_job", "run_executor"]
 _local = threading.local()
 
 
-def fetch_job(job: Job, settings: Settings) -> Result:
-    """Download one job with this thread's own reused fetcher (picklable entry point)."""
-    fetchers: dict[Settings, Fetcher] | None = getattr(_local, "fetchers", None)
+def fetch_job(job: Job, settings: Settings, abort: threading.Event | None = None) -> Result:
+    """Download one job with this thread's own reused fetcher (picklable entry point).
+
+    ``abort``, when set by another thread, stops the download in flight.
+    """
+    fetchers: dict[tuple[Settings, int], Fetcher] | None = getattr(_local, "fetchers", None)
     if fetchers is None:
         fetchers = _local.fetchers = {}
-    fetcher = fetchers.get(settings)
+    key = (settings, id(abort))
+    fetcher = fetchers.get(key)
     if fetcher is None:
-        fetcher = fetchers[settings] = Fetcher(settings)
+        fetcher = fetchers[key] = Fetcher(settings, abort)
     return fetcher.fetch(job)
 
 
@@ -46,14 +50,23 @@ def failed(job: Job, settings: Settings, exc: BaseException) -> Result:
 
 
 def run_executor(
-    executor: Executor, jobs: Iterator[Job], settings: Settings, window: int
+    executor: Executor,
+    jobs: Iterator[Job],
+    settings: Settings,
+    window: int,
+    abort: threading.Event | None = None,
 ) -> Iterator[Result]:
-    """Run ``fetch_job`` for every job on ``executor``, at most ``window`` at a time."""
+    """Run ``fetch_job`` for every job on ``executor``, at most ``window`` at a time.
+
+    ``abort`` (threads in this process only) is set when the run ends early, so downloads
+    in flight stop instead of running to completion.
+    """
     pending: dict[Future[Result], Job] = {}
+    extra = () if abort is None else (abort,)
 
     def submit(batch: Iterator[Job]) -> None:
         for job in batch:
-            pending[executor.submit(fetch_job, job, settings)] = job
+            pending[executor.submit(fetch_job, job, settings, *extra)] = job
 
     try:
         submit(itertools.islice(jobs, window))
@@ -70,3 +83,5 @@ def run_executor(
     finally:
         for future in pending:
             future.cancel()
+        if abort is not None:
+            abort.set()
