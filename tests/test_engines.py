@@ -76,7 +76,7 @@ def test_mixed_list_counts_and_goes_on(server: Server, engine: str, tmp_path: Pa
 
 
 def test_no_temporary_files_left(server: Server, engine: str, tmp_path: Path) -> None:
-    """After a run only complete files carry names in the destination: no leftovers."""
+    """After a completed run only complete files are in the destination: no leftovers."""
     urls = [*flag_urls(server, COUNTRY_CODES[:30]), f"{server.url}/nope", refused_url()]
     manyget.download(urls, tmp_path, engine=engine, concurrency=8)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
@@ -107,7 +107,8 @@ def test_iter_download_is_lazy_and_bounded(server: Server, engine: str, tmp_path
 
 
 def test_iter_download_stops_early(server: Server, engine: str, tmp_path: Path) -> None:
-    """Closing the iterator early stops the run and leaves no temporary files."""
+    """Closing the iterator early stops the run; only complete files carry final names,
+    partial ones stay hidden for a resume, and a rerun completes everything."""
     results = manyget.iter_download(
         flag_urls(server, COUNTRY_CODES), tmp_path, engine=engine, concurrency=4
     )
@@ -115,8 +116,15 @@ def test_iter_download_stops_early(server: Server, engine: str, tmp_path: Path) 
     results.close()
     assert all(r.status is Status.OK for r in first)
     names = [p.name for p in tmp_path.iterdir()]
-    assert not [n for n in names if n.startswith(".")]
-    assert len(names) < 194
+    visible = [n for n in names if not n.startswith(".")]
+    assert 5 <= len(visible) < 194
+    for name in visible:
+        assert (tmp_path / name).read_bytes() == flag_gif(name[:2])
+    hidden = [n for n in names if n.startswith(".")]
+    assert all(n.endswith((".part", ".part.json")) for n in hidden)
+    again = manyget.download(flag_urls(server, COUNTRY_CODES), tmp_path, engine=engine)
+    assert again.ok
+    assert_flags_saved(tmp_path, COUNTRY_CODES)
 
 
 def test_download_inside_running_event_loop(server: Server, engine: str, tmp_path: Path) -> None:

@@ -68,16 +68,33 @@ def test_retry_after_capped_by_max_wait(server: Server, engine: str, tmp_path: P
     assert time.monotonic() - start < 10
 
 
-def test_truncated_body_is_a_read_failure(server: Server, engine: str, tmp_path: Path) -> None:
-    """A body cut short of Content-Length is retried as a read failure and never published."""
+def test_truncated_body_resumes_on_retry(server: Server, engine: str, tmp_path: Path) -> None:
+    """A body cut short is a read failure; the retry asks for the rest and completes it."""
+    size = 100_000
     report = manyget.download(
-        [f"{server.url}/truncate/100000"], tmp_path, engine=engine, retries=FAST
+        [f"{server.url}/truncate/{size}"], tmp_path, engine=engine, retries=FAST
     )
     (result,) = report.results
-    assert result.status is Status.ERROR
-    assert [a.kind for a in result.history] == ["read", "read", "read"]
-    assert not (tmp_path / "100000").exists()
-    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+    assert result.status is Status.OK
+    assert [(a.kind, a.http_status) for a in result.history] == [("read", 200), ("ok", 206)]
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert os.listdir(tmp_path) == [str(size)]
+
+
+def test_truncated_body_kept_for_next_run(server: Server, engine: str, tmp_path: Path) -> None:
+    """Without retries a cut body stays hidden with its sidecar; the next run resumes it."""
+    size = 3_000_000
+    url = f"{server.url}/truncate/{size}"
+    (first,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert first.status is Status.ERROR
+    assert first.history[0].kind == "read"
+    assert sorted(os.listdir(tmp_path)) == [f".{size}.part", f".{size}.part.json"]
+    assert (tmp_path / f".{size}.part").stat().st_size == size // 2
+    (second,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert second.status is Status.OK
+    assert second.http_status == 206
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert os.listdir(tmp_path) == [str(size)]
 
 
 def test_reset_connection_is_retried(server: Server, engine: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,15 @@ from pathlib import Path
 from ._exceptions import UsageError
 from ._results import Attempt
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "Settings", "Timeouts", "parse_retry_after"]
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "Saved",
+    "Settings",
+    "Timeouts",
+    "parse_retry_after",
+    "resume_decision",
+]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Which budget each kind of failure draws on; kinds not listed are never retried.
@@ -115,6 +124,59 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a partial download's sidecar remembers about the response it came from."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    length: int | None = None
+
+    @property
+    def validator(self) -> str | None:
+        """The value for ``If-Range``: a strong ETag, else Last-Modified."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
+
+
+def resume_decision(
+    offset: int,
+    saved: Saved | None,
+    status: int,
+    content_range: str | None,
+    etag: str | None,
+) -> str:
+    """What to do with a response to a request for the rest of a partial file.
+
+    Returns ``"fresh"`` (write the body from byte 0: the server sent the whole file,
+    never append it), ``"append"`` (the body continues the partial file at ``offset``),
+    ``"complete"`` (416 and the partial file already has every byte) or ``"restart"``
+    (the answer does not fit the partial file: drop it and ask again for everything).
+    """
+    if status == 200:
+        return "fresh"
+    match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
+    total = int(match.group(3)) if match and match.group(3) != "*" else None
+    known = saved.length if saved is not None else None
+    if known is not None and total is not None and total != known:
+        return "restart"
+    if status == 416:
+        complete = offset > 0 and total == offset
+        return "complete" if complete else "restart"
+    if status != 206 or offset == 0 or match is None or match.group(1) is None:
+        return "restart"
+    if int(match.group(1)) != offset:
+        return "restart"
+    if saved is not None and saved.etag and etag and etag != saved.etag:
+        return "restart"
+    return "append"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

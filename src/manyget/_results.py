@@ -37,7 +37,8 @@ class Attempt:
     ``"refused"``, ``"connect"`` (no connection), ``"read"`` (the connection broke, stalled
     or the body was cut short), ``"tls"``, ``"fatal"`` (never worth retrying: a redirect
     loop, a malformed response, a local write error). ``retry_after`` is the server's
-    ``Retry-After`` in seconds, when it sent one.
+    ``Retry-After`` in seconds, when it sent one. ``complete`` is true when the attempt
+    published the whole file under its final name.
     """
 
     http_status: int | None
@@ -45,10 +46,12 @@ class Attempt:
     error: str | None = None
     kind: str = "ok"
     retry_after: float | None = None
+    complete: bool = False
 
     @property
     def succeeded(self) -> bool:
-        return self.kind == "ok" and self.http_status is not None and 200 <= self.http_status < 300
+        """True when this attempt left the complete file under its final name."""
+        return self.complete
 
 
 @dataclass(frozen=True, slots=True)
