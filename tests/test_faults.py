@@ -180,3 +180,19 @@ def test_cli_json_has_history_and_exit_status(server: Server, tmp_path: Path) ->
     assert failed.returncode == 1
     assert len(json.loads(failed.stdout)["history"]) == 2
     assert os.listdir(tmp_path) == ["jp.gif"]
+
+
+def test_max_size_cuts_a_long_body(server: Server, engine: str, tmp_path: Path) -> None:
+    """A body longer than max_size is stopped while streaming and leaves nothing behind."""
+    report = manyget.download(
+        [f"{server.url}/bytes/3000000", f"{server.url}/bytes/1000"],
+        tmp_path,
+        engine=engine,
+        max_size=2_000_000,
+    )
+    by_url = {r.url.rsplit("/", 1)[-1]: r for r in report.results}
+    assert by_url["3000000"].status is Status.ERROR
+    assert "max-size" in (by_url["3000000"].error or "")
+    assert by_url["3000000"].attempts == 1
+    assert by_url["1000"].status is Status.OK
+    assert sorted(os.listdir(tmp_path)) == ["1000"]

@@ -59,6 +59,7 @@ def iter_download(
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
+    max_size: int | None = None,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
@@ -70,7 +71,8 @@ def iter_download(
     ``timeout`` is the seconds allowed to connect and, after that, between two received
     bytes. ``retries`` is a count or a :class:`RetryPolicy` (default ``RetryPolicy()``:
     3 retries of transient failures). A file already complete under ``dest`` is skipped
-    (``Status.SKIPPED``) unless ``overwrite=True``.
+    (``Status.SKIPPED``) unless ``overwrite=True``. A body longer than ``max_size``
+    bytes is cut off while it streams and reported as an error.
     """
     if isinstance(urls, str):
         urls = [urls]
@@ -85,6 +87,7 @@ def iter_download(
         timeout=timeout,
         retries=retries,
         overwrite=overwrite,
+        max_size=max_size,
         progress=progress,
     )
 
@@ -100,6 +103,7 @@ def run_jobs(
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
+    max_size: int | None = None,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """:func:`iter_download` for planned jobs. Checks every option before returning."""
@@ -122,8 +126,14 @@ def run_jobs(
     else:
         retry = RetryPolicy(retries=retries)
     run = None if executor is not None else get_engine(engine or DEFAULT_ENGINE)
+    if max_size is not None and max_size < 0:
+        raise UsageError(f"max_size must be >= 0, got {max_size}")
     settings = Settings(
-        dest=prepare_dest(dest), timeouts=timeouts, retry=retry, overwrite=overwrite
+        dest=prepare_dest(dest),
+        timeouts=timeouts,
+        retry=retry,
+        overwrite=overwrite,
+        max_size=max_size,
     )
     if executor is not None:
         results = run_executor(executor, jobs, settings, window=2 * concurrency)
@@ -165,6 +175,7 @@ def download(
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
+    max_size: int | None = None,
     progress: ProgressArg = False,
     keep_results: bool = True,
 ) -> Report:
@@ -185,6 +196,7 @@ def download(
             timeout=timeout,
             retries=retries,
             overwrite=overwrite,
+            max_size=max_size,
             progress=progress,
         )
     )

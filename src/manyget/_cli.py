@@ -70,6 +70,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip(), ""
+    if number[-1:].upper() in units:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -146,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="S",
         help="longest wait before a retry, Retry-After included (default: 30)",
+    )
+    get.add_argument(
+        "--max-size",
+        type=_size,
+        default=None,
+        metavar="BYTES",
+        help="stop any body larger than this (suffixes K, M, G: powers of 1024)",
     )
     get.add_argument(
         "--overwrite",
@@ -365,6 +386,7 @@ def _get(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
             overwrite=args.overwrite,
+            max_size=args.max_size,
             progress=observers,
         )
         try:

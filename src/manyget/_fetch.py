@@ -179,6 +179,7 @@ class Body:
     __slots__ = (
         "_etag",
         "_length",
+        "_max",
         "_modified",
         "_part",
         "_saved",
@@ -188,8 +189,9 @@ class Body:
         "url",
     )
 
-    def __init__(self, dest: str, job: Job, *, resume: bool) -> None:
+    def __init__(self, dest: str, job: Job, *, resume: bool, max_size: int | None = None) -> None:
         self.url = job.url
+        self._max = max_size
         self._part = _Part(dest, job.name)
         found = self._part.saved(job.url) if resume else None
         self.offset: int = 0
@@ -227,6 +229,9 @@ class Body:
         if decision not in ("fresh", "append"):
             self._verdict = decision
             return False
+        if self._max is not None and length is not None and length > self._max:
+            self._verdict = "too big"
+            return False
         if decision == "fresh":
             self.offset = 0
             self._length = length
@@ -246,9 +251,14 @@ class Body:
             self._part.remember(self._memo())
         return True
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> bool:
+        """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
+        if self._max is not None and self.offset + self.kept + len(data) > self._max:
+            self._verdict = "too big"
+            return False
         self._part.write(data)
         self.kept += len(data)
+        return True
 
     def _memo(self) -> Saved:
         return Saved(self.url, self._etag, self._modified, self._length)
@@ -268,6 +278,11 @@ class Body:
             return Attempt(status, 0, f"busy: another process is writing {part.final}", "fatal")
         if verdict.startswith("local:"):
             return Attempt(status, 0, verdict, "fatal")
+        if verdict == "too big":
+            part.drop()
+            return Attempt(
+                status, 0, f"body larger than --max-size ({self._max:,} bytes)", "fatal"
+            )
         if verdict == "restart":
             part.drop()
             message = "the answer does not fit the partial file; starting over"
@@ -367,7 +382,10 @@ class Transfer:
         import pycurl
 
         self.job = job
-        body = self._body = Body(self._dest, job, resume=not self.settings.overwrite)
+        settings = self.settings
+        body = self._body = Body(
+            self._dest, job, resume=not settings.overwrite, max_size=settings.max_size
+        )
         self._status = 0
         self._headers = {}
         extra = body.request_headers()
@@ -408,8 +426,7 @@ class Transfer:
             )
             if not started:
                 return 0  # libcurl stops the transfer: Body.finish says why
-        body.write(data)
-        return None
+        return None if body.write(data) else 0
 
     def end(self, errno: int = 0, message: str = "") -> Attempt:
         """Finish the attempt: publish the file, keep it for a resume, or drop it."""
@@ -570,7 +587,8 @@ class AsyncFetcher:
 
     async def _aattempt(self, job: Job) -> Attempt:
         aiohttp = self._aiohttp
-        body = Body(self._dest, job, resume=not self.settings.overwrite)
+        settings = self.settings
+        body = Body(self._dest, job, resume=not settings.overwrite, max_size=settings.max_size)
         code: int | None = None
         try:
             extra = dict(body.request_headers()) or None
@@ -600,7 +618,8 @@ class AsyncFetcher:
 async def _stream(resp: aiohttp.ClientResponse, body: Body) -> None:
     # Chunks, never one read(): bytes that arrived before a failure are kept for a resume.
     async for chunk in resp.content.iter_chunked(_LARGE_READ):
-        body.write(chunk)
+        if not body.write(chunk):
+            return
 
 
 def _aiohttp_kind(aiohttp: Any, exc: BaseException) -> str:

@@ -188,3 +188,4 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "manyget"
     overwrite: bool = False
+    max_size: int | None = None  # bytes; a longer body is cut off while streaming
