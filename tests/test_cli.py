@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -367,3 +368,24 @@ def test_flags_max_req_caps_connections(
     assert " 20 flags downloaded." in out.splitlines()
     code, out, _ = run_main(["flags", "-m", "1", "BR", "CN", "-d", str(tmp_path)], capsys)
     assert "1 connection will be used." in out.splitlines()
+
+
+def test_serve_faults_flag(tmp_path: Path) -> None:
+    """`manyget serve --faults` serves the fault routes; without it they are 404."""
+    for flag, expected in (("--faults", 503), (None, 404)):
+        cmd = [sys.executable, "-m", "manyget", "serve", "--port", "0"]
+        proc = subprocess.Popen([*cmd, flag] if flag else cmd, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            url = re.search(r"http://\S+", proc.stderr.readline()).group(0)  # type: ignore[union-attr]
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(f"{url}/faults/status/503", timeout=10)
+            assert caught.value.code == expected
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()

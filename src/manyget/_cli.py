@@ -274,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer this share of requests with a 5xx error",
     )
     serve.add_argument("--data", metavar="DIR", default=None, help="serve this folder")
+    serve.add_argument(
+        "--faults",
+        action="store_true",
+        help="also serve /faults/...: routes that misbehave on purpose, to try download "
+        "tools on (GET /faults/ lists them; keep such a server on loopback)",
+    )
     return parser
 
 
@@ -573,7 +579,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"manyget: serving on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
     try:
-        serve(args.host, args.port, faults=faults, data_dir=args.data, on_ready=ready)
+        serve(
+            args.host,
+            args.port,
+            faults=faults,
+            data_dir=args.data,
+            on_ready=ready,
+            fault_routes=args.faults,
+        )
     except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
         pass
     except OSError as exc:

@@ -5,7 +5,9 @@ Usage::
     with Server(faults=Faults(delay=(0.5, 0.5))) as server:
         urllib.request.urlopen(server.flags_url + "/br/br.gif")
 
-See ``_resources`` for the routes and ``_app`` for how the server works.
+See ``_resources`` for the routes, ``_fault_routes`` for the misbehaving ones under
+``/faults/`` (on in every ``Server``, and in ``serve(fault_routes=True)``), and ``_app`` for how
+the server works.
 """
 
 from ._app import Server, serve

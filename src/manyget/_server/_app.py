@@ -16,6 +16,11 @@ answered strictly in arrival order, which is all HTTP/1.1 pipelining needs, in o
   buffer holds no complete request the pump ends and the connection is inline again.
 
 ``_App`` owns the decisions (faults, routing, what to answer), the protocol only moves bytes.
+An ``Exchange`` says everything the protocol needs: a head, a body or a stream (optionally one
+chunk per ``interval``), whether to close, and whether to end with a TCP reset. A reset after
+bytes were sent first waits (briefly, bounded) until the client has acknowledged them, because
+a reset throws away whatever the kernel has not delivered yet.
+
 ``_Listener`` owns the listening sockets and the live connections so that closing it closes
 everything; ``Server`` runs one in a private event loop on a daemon thread, ``serve`` runs one
 on the caller's thread until SIGTERM or Ctrl-C.
@@ -25,15 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
+from ._fault_routes import FaultRoutes
 from ._faults import Faults
 from ._http import (
     BadRequest,
@@ -53,16 +61,39 @@ logger = logging.getLogger(__name__)
 _MAX_QUEUED = 256 * 1024  # buffered request bytes before we stop reading from a client
 _WRITE_HIGH_WATER = 256 * 1024
 _BACKLOG = 1024
+_YIELD_EVERY = 1 << 20  # streamed bytes between turns given to the other connections
+_RESET_FLUSH_TIMEOUT = 2.0  # seconds a reset waits for the bytes before it to be acknowledged
+
+if sys.platform == "linux":
+    import fcntl
+    import termios
+
+    def _unacknowledged(sock: socket.socket) -> int:
+        """Bytes in the socket's send queue that the peer has not acknowledged (SIOCOUTQ)."""
+        try:
+            out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return 0
+        count: int = struct.unpack("i", out)[0]
+        return count
+
+else:  # pragma: no cover -- elsewhere a reset may cut the last bytes short
+
+    def _unacknowledged(sock: socket.socket) -> int:
+        return 0
 
 
 class _App:
     """Per-server state: what to answer, and which connections and tasks are alive."""
 
-    def __init__(self, faults: Faults, data_dir: str | os.PathLike[str] | None) -> None:
+    def __init__(
+        self, faults: Faults, data_dir: str | os.PathLike[str] | None, fault_routes: bool
+    ) -> None:
         self.faults = faults
         self.faults_active = faults.active
         self.rng = faults.rng()
         self.router = Router(data_dir)
+        self.fault_routes = FaultRoutes() if fault_routes else None
         self.connections: set[_Connection] = set()
         self.pumps: set[asyncio.Task[None]] = set()
 
@@ -72,6 +103,12 @@ class _App:
             return error_exchange(failure, request, delay=delay)
         if request.method not in ("GET", "HEAD"):
             return error_exchange(405, request, extra="Allow: GET, HEAD\r\n", delay=delay)
+        if self.fault_routes is not None:
+            exchange = self.fault_routes.answer(request)
+            if exchange is not None:
+                if delay:
+                    exchange = dataclasses.replace(exchange, delay=exchange.delay + delay)
+                return exchange
         target = self.router.route(request)
         if isinstance(target, Reply):
             if target.reset:
@@ -222,29 +259,52 @@ class _Connection(asyncio.Protocol):
         """Send one exchange; False if the connection must close afterwards."""
         if exchange.delay:
             await asyncio.sleep(exchange.delay)
-        if exchange.reset:
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                # SO_LINGER with a zero timeout turns close() into a TCP RST.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            transport.abort()
-            return False
-        transport.write(exchange.head + exchange.body if exchange.body else exchange.head)
+        data = exchange.head + exchange.body if exchange.body else exchange.head
+        if data:
+            transport.write(data)
         stream = exchange.stream
+        complete = True
         if stream is not None:
-            sent = 0
+            sent = unyielded = 0
             try:
                 for chunk in stream:
+                    if exchange.interval:
+                        await asyncio.sleep(exchange.interval)
                     if self._closing:
                         return False
                     transport.write(chunk)
                     sent += len(chunk)
+                    unyielded += len(chunk)
+                    if unyielded >= _YIELD_EVERY:
+                        # A client that keeps up never pauses us: let other connections in.
+                        unyielded = 0
+                        await asyncio.sleep(0)
                     await self._drain()
             finally:
                 stream.close()
-            if sent != exchange.length:
-                return False  # the body came up short: closing is the only honest signal
-        return not exchange.close
+            # A body that came up short: closing is the only honest signal.
+            complete = sent == exchange.length
+        if exchange.reset:
+            await self._reset(transport, flush=bool(data) or stream is not None)
+            return False
+        return complete and not exchange.close
+
+    async def _reset(self, transport: asyncio.Transport, *, flush: bool) -> None:
+        """Abort with a TCP RST, after the client acknowledged what was sent if ``flush``."""
+        sock = transport.get_extra_info("socket")
+        if flush:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _RESET_FLUSH_TIMEOUT
+            while not self._closing and loop.time() < deadline:
+                if not transport.get_write_buffer_size() and (
+                    sock is None or not _unacknowledged(sock)
+                ):
+                    break
+                await asyncio.sleep(0.002)
+        if sock is not None and not self._closing:
+            # SO_LINGER with a zero timeout turns close() into a TCP RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
     async def _drain(self) -> None:
         if self._writing_paused and not self._closing:
@@ -263,9 +323,14 @@ class _Listener:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, faults: Faults, data_dir: str | os.PathLike[str] | None
+        cls,
+        host: str,
+        port: int,
+        faults: Faults,
+        data_dir: str | os.PathLike[str] | None,
+        fault_routes: bool,
     ) -> _Listener:
-        app = _App(faults, data_dir)
+        app = _App(faults, data_dir, fault_routes)
         sockets = _bind(host, port)
         loop = asyncio.get_running_loop()
         servers: list[asyncio.Server] = []
@@ -286,6 +351,10 @@ class _Listener:
     @property
     def url(self) -> str:
         return _url(self.host, self.port)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._app.connections)
 
     async def aclose(self) -> None:
         for server in self._servers:
@@ -348,6 +417,9 @@ class Server:
     idempotent and a stopped server cannot be restarted. Because the loop is private, a
     ``Server`` works from code that runs its own event loop (``start`` blocks it only for
     the bind). ``port=0`` picks a free port: read it back from ``port`` or ``url``.
+
+    The fault routes under ``/faults/`` (see ``_fault_routes``) are on unless
+    ``fault_routes=False``: a ``Server`` is first of all a test fixture.
     """
 
     def __init__(
@@ -357,6 +429,7 @@ class Server:
         *,
         faults: Faults = Faults(),  # noqa: B008 -- frozen value object, safe to share
         data_dir: str | os.PathLike[str] | None = None,
+        fault_routes: bool = True,
     ) -> None:
         if data_dir is not None and not os.path.isdir(data_dir):
             raise NotADirectoryError(f"data directory not found: {os.fspath(data_dir)!r}")
@@ -364,6 +437,7 @@ class Server:
         self._port = port
         self._faults = faults
         self._data_dir = data_dir
+        self._fault_routes = fault_routes
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -425,7 +499,9 @@ class Server:
         try:
             try:
                 listener = loop.run_until_complete(
-                    _Listener.open(self._host, self._port, self._faults, self._data_dir)
+                    _Listener.open(
+                        self._host, self._port, self._faults, self._data_dir, self._fault_routes
+                    )
                 )
             except BaseException as exc:  # handed to start() in the caller's thread
                 failure.append(exc)
@@ -469,6 +545,11 @@ class Server:
     def faults(self) -> Faults:
         return self._faults
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now (a snapshot; for tests that a client hung up)."""
+        return self._require_listener().open_connections
+
 
 def serve(
     host: str = "127.0.0.1",
@@ -477,13 +558,16 @@ def serve(
     faults: Faults = Faults(),  # noqa: B008 -- frozen value object, safe to share
     data_dir: str | os.PathLike[str] | None = None,
     on_ready: Callable[[str], None] | None = None,
+    fault_routes: bool = False,
 ) -> None:
     """Serve in the foreground until SIGTERM (returns) or Ctrl-C (raises KeyboardInterrupt).
 
     ``on_ready`` receives the base URL once the socket listens. Bind errors raise ``OSError``.
     The SIGTERM handler is installed only when called from the main thread, and removed on exit.
+    ``fault_routes=True`` adds the routes under ``/faults/`` (``manyget serve --faults``); they
+    include an open redirect, so keep such a server on loopback.
     """
-    asyncio.run(_serve(host, port, faults, data_dir, on_ready))
+    asyncio.run(_serve(host, port, faults, data_dir, on_ready, fault_routes))
 
 
 async def _serve(
@@ -492,8 +576,9 @@ async def _serve(
     faults: Faults,
     data_dir: str | os.PathLike[str] | None,
     on_ready: Callable[[str], None] | None,
+    fault_routes: bool,
 ) -> None:
-    listener = await _Listener.open(host, port, faults, data_dir)
+    listener = await _Listener.open(host, port, faults, data_dir, fault_routes)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handles_sigterm = False

@@ -3,8 +3,9 @@
 No sockets and no clock here except ``http_date``; ``_app`` moves the bytes. The server is
 deliberately small: no request bodies (a request that announces one is answered and the
 connection closed, since skipping the body is not worth the code), one byte range per request
-(a list of ranges is ignored and the whole resource sent, as RFC 9110 allows), no
-``Transfer-Encoding`` in either direction.
+(a list of ranges is ignored and the whole resource sent, as RFC 9110 allows), and no
+``Transfer-Encoding`` on requests. Responses are framed by ``Content-Length``; only the fault
+routes ask for chunked or close-delimited bodies (``Framing``).
 """
 
 from __future__ import annotations
@@ -15,24 +16,31 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Literal
 
 __all__ = [
     "MAX_HEAD",
     "BadRequest",
     "Exchange",
+    "Framing",
     "Request",
     "Resource",
     "Unsatisfiable",
+    "body_exchange",
+    "chunked_length",
     "error_exchange",
     "find_head_end",
     "http_date",
     "parse_range",
     "parse_request",
     "resource_exchange",
+    "response_head",
+    "validator_fields",
 ]
 
 MAX_HEAD = 64 * 1024  # request line plus header fields
 SMALL_BODY = 64 * 1024  # bodies up to this size are built in memory and sent with the head
+CHUNK_SIZE = 64 * 1024  # payload bytes per chunk of a chunked body, unless asked otherwise
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
@@ -86,7 +94,12 @@ class Exchange:
     length: int = 0  # bytes that ``stream`` must produce; fewer means close the connection
     close: bool = False  # close the connection after this exchange
     delay: float = 0.0  # seconds to wait before sending anything
-    reset: bool = False  # send nothing, reset the connection
+    reset: bool = False  # after head, body and stream (often all empty), reset the connection
+    interval: float = 0.0  # seconds to wait before each chunk of ``stream`` (a slow drip)
+
+
+Framing = Literal["length", "chunked", "close"]
+"""How a body's end is marked: ``Content-Length``, chunked coding, or closing the connection."""
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -198,6 +211,12 @@ def _etag_matches(header: str, etag: str) -> bool:
     return any(t.strip().removeprefix("W/") == bare for t in header.split(","))
 
 
+def response_head(status: int, fields: str, request: Request | None, *, close: bool) -> bytes:
+    """A status line, ``fields`` (each ending in CRLF), Date, Server, Connection, blank line."""
+    keep_1_0 = request is not None and request.version == (1, 0)
+    return _render(status, fields, close, keep_1_0)
+
+
 def _render(status: int, fields: str, close: bool, keep_alive_1_0: bool) -> bytes:
     connection = (
         "Connection: close\r\n"
@@ -230,18 +249,35 @@ def error_exchange(
     return Exchange(head=head, body=payload, close=close, delay=delay)
 
 
-def resource_exchange(resource: Resource, request: Request, *, delay: float = 0.0) -> Exchange:
-    """Answer a GET or HEAD for ``resource``: 200, 206, 304 or 416."""
-    headers = request.headers
-    close = not request.keep_alive or request.has_body
-    keep_1_0 = request.version == (1, 0)
-    validators = (
+def validator_fields(resource: Resource) -> str:
+    """ETag, Last-Modified and Accept-Ranges of ``resource``, as header fields."""
+    return (
         f"ETag: {resource.etag}\r\nLast-Modified: {resource.last_modified}\r\n"
         "Accept-Ranges: bytes\r\n"
     )
+
+
+def resource_exchange(
+    resource: Resource,
+    request: Request,
+    *,
+    delay: float = 0.0,
+    extra: str = "",
+    framing: Framing = "length",
+    chunk_size: int = CHUNK_SIZE,
+) -> Exchange:
+    """Answer a GET or HEAD for ``resource``: 200, 206, 304 or 416.
+
+    ``extra`` header fields follow the validators; ``framing`` and ``chunk_size`` are as in
+    ``body_exchange``.
+    """
+    headers = request.headers
+    close = not request.keep_alive or request.has_body
+    validators = validator_fields(resource)
     inm = headers.get("if-none-match")
     if inm is not None and _etag_matches(inm, resource.etag):
-        return Exchange(head=_render(304, validators, close, keep_1_0), close=close, delay=delay)
+        head = response_head(304, validators + extra, request, close=close)
+        return Exchange(head=head, close=close, delay=delay)
     size = resource.size
     status, start, stop = 200, 0, size
     fields = f"Content-Type: {resource.content_type}\r\n"
@@ -256,20 +292,108 @@ def resource_exchange(resource: Resource, request: Request, *, delay: float = 0.
             return error_exchange(
                 416,
                 request,
-                extra=f"Content-Range: bytes */{size}\r\n{validators}",
+                extra=f"Content-Range: bytes */{size}\r\n{validators}{extra}",
                 delay=delay,
             )
         if span is not None:
             status, (start, stop) = 206, span
             fields += f"Content-Range: bytes {start}-{stop - 1}/{size}\r\n"
-    length = stop - start
-    head = _render(status, f"{fields}Content-Length: {length}\r\n{validators}", close, keep_1_0)
-    if request.method == "HEAD" or length == 0:
+    return body_exchange(
+        status,
+        request,
+        lambda: resource.read(start, stop),
+        stop - start,
+        fields=fields,
+        more_fields=validators + extra,
+        framing=framing,
+        chunk_size=chunk_size,
+        delay=delay,
+    )
+
+
+def body_exchange(
+    status: int,
+    request: Request,
+    read: Callable[[], Generator[bytes, None, None]],
+    length: int,
+    *,
+    fields: str = "",
+    more_fields: str = "",
+    framing: Framing = "length",
+    chunk_size: int = CHUNK_SIZE,
+    delay: float = 0.0,
+) -> Exchange:
+    """Send the ``length`` bytes that ``read()`` yields, framed as asked.
+
+    The head carries ``fields``, then the framing field (``Content-Length`` or
+    ``Transfer-Encoding: chunked``; none when the close of the connection ends the body), then
+    ``more_fields``. An HTTP/1.0 client cannot read chunks, so it gets a close-delimited body.
+    ``read`` is not called for HEAD.
+    """
+    close = not request.keep_alive or request.has_body
+    if framing == "chunked" and request.version < (1, 1):
+        framing = "close"
+    if framing == "length":
+        fields += f"Content-Length: {length}\r\n"
+    elif framing == "chunked":
+        fields += "Transfer-Encoding: chunked\r\n"
+    else:
+        close = True
+    head = response_head(status, fields + more_fields, request, close=close)
+    if request.method == "HEAD" or (length == 0 and framing != "chunked"):
         return Exchange(head=head, close=close, delay=delay)
-    chunks = resource.read(start, stop)
+    chunks = read()
+    if framing == "chunked":
+        chunks = _chunked(chunks, length, chunk_size)
+        length = chunked_length(length, chunk_size)
     if length <= SMALL_BODY:
         body = b"".join(chunks)
         # A file that shrank since it was stat'ed: send what there is and close, so the
         # client sees a truncated body instead of waiting for bytes that will never come.
         return Exchange(head=head, body=body, close=close or len(body) != length, delay=delay)
     return Exchange(head=head, stream=chunks, length=length, close=close, delay=delay)
+
+
+def chunked_length(length: int, chunk_size: int) -> int:
+    """Bytes on the wire for ``length`` payload bytes in chunks of ``chunk_size``."""
+    full, rest = divmod(length, chunk_size)
+    framed = full * (len(f"{chunk_size:x}") + 4 + chunk_size)
+    if rest:
+        framed += len(f"{rest:x}") + 4 + rest
+    return framed + 5  # the last chunk, "0\r\n\r\n", with no trailer fields
+
+
+def _chunked(
+    chunks: Generator[bytes, None, None], length: int, chunk_size: int
+) -> Generator[bytes, None, None]:
+    """Chunked coding of ``chunks``: chunks of exactly ``chunk_size`` bytes, the last shorter.
+
+    Frames are gathered into writes of about 64 KiB. If the source yields fewer than
+    ``length`` bytes, the last chunk is never sent, so the client sees a truncated body.
+    """
+    out = bytearray()
+    pending = b""
+    total = 0
+    try:
+        for data in chunks:
+            total += len(data)
+            if pending:
+                data, pending = pending + data, b""
+            pos = 0
+            while len(data) - pos >= chunk_size:
+                out += b"%x\r\n" % chunk_size
+                out += data[pos : pos + chunk_size]
+                out += b"\r\n"
+                pos += chunk_size
+                if len(out) >= SMALL_BODY:
+                    yield bytes(out)
+                    out.clear()
+            pending = data[pos:]
+        if pending:
+            out += b"%x\r\n" % len(pending) + pending + b"\r\n"
+        if total == length:
+            out += b"0\r\n\r\n"
+        if out:
+            yield bytes(out)
+    finally:
+        chunks.close()

@@ -14,6 +14,8 @@ noted)::
     /reset                      the connection is reset without a response
 
 With a data directory, every path names a file under it instead, and nothing else is served.
+When fault routes are on (always in ``Server``, with ``serve(fault_routes=True)``), paths under
+``/faults/`` are theirs, data directory or not: see ``_fault_routes``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from ._countries import COUNTRY_CODES, flag_metadata
 from ._gif import flag_gif
 from ._http import Request, Resource, http_date
 
-__all__ = ["BLOCK", "FileTree", "Reply", "Router", "bytes_chunks"]
+__all__ = ["BLOCK", "FileTree", "Reply", "Router", "bytes_chunks", "bytes_resource"]
 
 # Generated content never changes; date it to the book's first edition.
-GENERATED_LAST_MODIFIED = http_date(calendar.timegm((2015, 8, 20, 0, 0, 0)))
+GENERATED_TIMESTAMP = calendar.timegm((2015, 8, 20, 0, 0, 0))
+GENERATED_LAST_MODIFIED = http_date(GENERATED_TIMESTAMP)
 BLOCK = 4096
 CHUNK = 64 * 1024
 MAX_BYTES = 1 << 40
@@ -84,31 +87,44 @@ for _cc in COUNTRY_CODES:
     _FLAG_ROUTES[f"/flags/{_cc.lower()}/metadata.json"] = (_cc, "json")
 
 
+MAX_SALT = 1 << 24
+
+
 @functools.lru_cache(maxsize=64)
-def _block_filler(n: int) -> bytes:
-    return hashlib.shake_256(b"manyget bytes %d" % n).digest(BLOCK - _BLOCK_HEADER.size)
+def _block_filler(n: int, salt: int) -> bytes:
+    key = b"manyget bytes %d" % n if not salt else b"manyget bytes %d salt %d" % (n, salt)
+    return hashlib.shake_256(key).digest(BLOCK - _BLOCK_HEADER.size)
 
 
-def bytes_chunks(n: int, start: int, stop: int) -> Generator[bytes, None, None]:
+def bytes_chunks(n: int, start: int, stop: int, salt: int = 0) -> Generator[bytes, None, None]:
     """Bytes [start, stop) of the /bytes/{n} body, in chunks of at most 64 KiB.
 
     The body is a run of 4 KiB blocks; block k is ``struct.pack(">QQ", n, k)`` followed by
     4080 bytes of SHAKE-256 output keyed by n. So any byte can be computed from its offset,
     nothing is held in memory beyond a chunk, and a client that resumes at a wrong offset
     (even a multiple of the block size) gets different bytes.
+
+    A ``salt`` in [1, 2**24) gives another body of the same size that differs in every block
+    (the header packs ``k + salt * 2**40``, the filler is keyed by n and salt); the fault
+    route ``/faults/etag-changes`` serves one per request. Salt 0 is the /bytes/{n} body.
     """
-    filler = _block_filler(n)
+    if not 0 <= salt < MAX_SALT:
+        raise ValueError(f"salt must be in [0, 2**24), got {salt}")
+    filler = _block_filler(n, salt)
+    tag = salt << 40
     pos = start
     while pos < stop:
         end = min(stop, (pos // CHUNK + 1) * CHUNK)
         first, last = pos // BLOCK, (end - 1) // BLOCK
-        buf = b"".join(_BLOCK_HEADER.pack(n, k) + filler for k in range(first, last + 1))
+        buf = b"".join(_BLOCK_HEADER.pack(n, tag + k) + filler for k in range(first, last + 1))
         base = first * BLOCK
         yield buf[pos - base : end - base]
         pos = end
 
 
-def _bytes_resource(n: int, truncate: bool) -> Resource:
+def bytes_resource(n: int, *, truncate: bool = False) -> Resource:
+    """The /bytes/{n} body as a resource; ``truncate`` yields only half of any span asked."""
+
     def read(start: int, stop: int) -> Generator[bytes, None, None]:
         if truncate:
             stop = start + (stop - start) // 2
@@ -194,7 +210,7 @@ class Router:
             if n > MAX_BYTES:
                 return NOT_FOUND
             truncate = match[1] == "truncate" and "range" not in request.headers
-            return _bytes_resource(n, truncate)
+            return bytes_resource(n, truncate=truncate)
         match = _STATUS.fullmatch(path)
         if match is not None:
             return _status_reply(int(match[1]), request.query)
