@@ -380,6 +380,7 @@ def test_serve_faults_flag(tmp_path: Path) -> None:
             url = re.search(r"http://\S+", proc.stderr.readline()).group(0)  # type: ignore[union-attr]
             with pytest.raises(urllib.error.HTTPError) as caught:
                 urllib.request.urlopen(f"{url}/faults/status/503", timeout=10)
+            caught.value.close()
             assert caught.value.code == expected
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=20) == 0
