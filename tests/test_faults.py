@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,168 @@ def test_max_size_cuts_a_long_body(server: Server, engine: str, tmp_path: Path) 
     assert by_url["3000000"].attempts == 1
     assert by_url["1000"].status is Status.OK
     assert sorted(os.listdir(tmp_path)) == ["1000"]
+
+
+# --------------------------------------------------------------------------- /faults/ routes
+
+
+def etag_of(url: str) -> str:
+    request = urllib.request.Request(url, method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return str(resp.headers["ETag"])
+
+
+def plant_partial(dest: Path, name: str, url: str, data: bytes, etag: str) -> None:
+    """Leave a partial file and sidecar as an interrupted earlier run would."""
+    (dest / f".{name}.part").write_bytes(data)
+    sidecar = {"url": url, "etag": etag, "last_modified": None, "length": None}
+    (dest / f".{name}.part.json").write_text(json.dumps(sidecar))
+
+
+def test_flaky_503_then_success(server: Server, engine: str, tmp_path: Path) -> None:
+    """Two 503s then 200: the third attempt completes, the history shows all three."""
+    url = f"{server.url}/faults/flaky/f503-{engine}-{tmp_path.name}/2/5000"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.OK
+    assert [a.http_status for a in result.history] == [503, 503, 200]
+    assert (tmp_path / "5000").read_bytes() == served(5000)
+
+
+def test_flaky_reset_then_success(server: Server, engine: str, tmp_path: Path) -> None:
+    """A reset before any response is retried as a read failure, then succeeds.
+
+    (aiohttp itself retries a GET once when a reused connection is reset, so the
+    asyncio engine may show only the successful attempt.)"""
+    url = f"{server.url}/faults/flaky/frst-{engine}-{tmp_path.name}/1/5000?reset=1"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.OK
+    kinds = [a.kind for a in result.history]
+    assert kinds == ["read", "ok"] or (engine == "asyncio" and kinds == ["ok"])
+    assert (tmp_path / "5000").read_bytes() == served(5000)
+
+
+def test_redirect_chain_keeps_original_name(server: Server, engine: str, tmp_path: Path) -> None:
+    """Three redirects are followed; the file is named after the URL asked for."""
+    url = f"{server.url}/faults/redirect/3/4096?relative=1"
+    (result,) = manyget.download([url], tmp_path, engine=engine).results
+    assert result.status is Status.OK
+    assert (tmp_path / "4096").read_bytes() == served(4096)
+
+
+def test_redirect_loop_is_final(server: Server, engine: str, tmp_path: Path) -> None:
+    """A redirect loop fails once, is not retried, and saves nothing."""
+    url = f"{server.url}/faults/redirect-loop"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.ERROR
+    assert result.attempts == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_redirect_to_file_scheme_refused(server: Server, engine: str, tmp_path: Path) -> None:
+    """A redirect to file:// is refused: only http and https are followed."""
+    url = f"{server.url}/faults/redirect-to?url=file:///etc/passwd"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.ERROR
+    assert result.attempts == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_reset_mid_body_resumes_next_run(server: Server, engine: str, tmp_path: Path) -> None:
+    """A reset mid-body keeps the bytes that arrived; the next run finishes the file."""
+    size = 3_000_000
+    url = f"{server.url}/faults/reset-mid/{size}"
+    (first,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert first.status is Status.ERROR
+    assert first.history[0].kind == "read"
+    assert not (tmp_path / str(size)).exists()
+    (second,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert second.status is Status.OK
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert os.listdir(tmp_path) == [str(size)]
+
+
+def test_ignored_range_restarts_never_appends(server: Server, engine: str, tmp_path: Path) -> None:
+    """A server that answers 200 to a Range request gets the file rewritten from byte 0."""
+    size = 200_000
+    url = f"{server.url}/faults/ignore-range/{size}"
+    plant_partial(tmp_path, str(size), url, served(size)[:50_000], etag_of(url))
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert result.status is Status.OK
+    assert result.http_status == 200
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_wrong_content_range_restarts(server: Server, engine: str, tmp_path: Path) -> None:
+    """A 206 whose Content-Range does not start at our offset is dropped and refetched."""
+    size = 200_000
+    url = f"{server.url}/faults/bad-content-range/{size}"
+    plant_partial(tmp_path, str(size), url, served(size)[:50_000], etag_of(url))
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.OK
+    assert [a.kind for a in result.history] == ["read", "ok"]
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_changed_etag_restarts(server: Server, engine: str, tmp_path: Path) -> None:
+    """A partial file from an older version is not continued with newer bytes."""
+    size = 100_000
+    url = f"{server.url}/faults/etag-changes/et-{engine}-{tmp_path.name}/{size}"
+    plant_partial(tmp_path, str(size), url, b"old version " * 3000, '"an-old-version"')
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert result.status is Status.OK
+    data = (tmp_path / str(size)).read_bytes()
+    assert len(data) == size
+    assert result.http_status == 200
+    versions = [b"".join(bytes_chunks(size, 0, size, salt=i)) for i in range(4)]
+    assert data in versions
+
+
+def test_gzip_stored_as_served(server: Server, engine: str, tmp_path: Path) -> None:
+    """A gzip body is stored byte for byte, never decompressed (no decompression bomb)."""
+    from manyget._server._fault_routes import gzip_body
+
+    size = 50_000_000
+    (result,) = manyget.download(
+        [f"{server.url}/faults/gzip/{size}"], tmp_path, engine=engine
+    ).results
+    assert result.status is Status.OK
+    assert (tmp_path / str(size)).read_bytes() == gzip_body(size)
+
+
+@pytest.mark.parametrize("route", ["bad-status-line", "bad-chunked", "garbage"])
+def test_malformed_responses_fail_cleanly(
+    server: Server, engine: str, tmp_path: Path, route: str
+) -> None:
+    """Malformed responses are errors, never saved."""
+    url = f"{server.url}/faults/raw/{route}"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=FAST).results
+    assert result.status is Status.ERROR
+    assert result.error
+    assert [p for p in os.listdir(tmp_path) if not p.startswith(".")] == []
+
+
+def test_slow_drip_is_cut_off(server: Server, engine: str, tmp_path: Path) -> None:
+    """A server dripping a byte every 3 s is cut off by a 1 s timeout."""
+    url = f"{server.url}/faults/drip/1000?interval=3"
+    start = time.monotonic()
+    (result,) = manyget.download([url], tmp_path, engine=engine, timeout=1.0, retries=0).results
+    assert result.status is Status.ERROR
+    assert result.history[0].kind == "read"
+    assert time.monotonic() - start < 15
+
+
+def test_short_body_against_content_length(server: Server, engine: str, tmp_path: Path) -> None:
+    """A body shorter than its Content-Length is a read failure, never published."""
+    url = f"{server.url}/faults/wrong-length/1000?claim=2000"
+    (result,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert result.status is Status.ERROR
+    assert result.history[0].kind == "read"
+    assert not (tmp_path / "1000").exists()
+
+
+def test_name_ignores_content_disposition(server: Server, engine: str, tmp_path: Path) -> None:
+    """A hostile Content-Disposition does not choose the file name: the URL path does."""
+    url = f"{server.url}/faults/disposition?name=../../etc/passwd"
+    (result,) = manyget.download([url], tmp_path, engine=engine).results
+    assert result.status is Status.OK
+    assert os.listdir(tmp_path) == ["disposition"]
