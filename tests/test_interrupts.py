@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import signal
 import subprocess
 import sys
@@ -88,3 +90,111 @@ def test_second_ctrl_c_exits_at_once(slow_server: Server, tmp_path: Path) -> Non
             proc.communicate()
     assert proc.returncode == 130
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_kill_9_then_rerun_completes_everything(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """After kill -9 mid-run, a rerun resumes partial files, skips complete ones, and every
+    file ends byte-identical."""
+    from manyget._server._resources import bytes_chunks
+
+    size = 6_000_000
+    # 64 KiB every 10 ms: about 6 MB/s, so the first files are mid-body when killed.
+    urls = [f"{server.url}/faults/drip/{size}?interval=0.01&chunk=65536&n={i}" for i in range(3)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "manyget",
+        "get",
+        "-d",
+        str(tmp_path),
+        "--engine",
+        engine,
+        "-j",
+        "2",
+        "-q",
+        *urls,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        p.name.endswith(".part") and p.stat().st_size > 1_000_000 for p in tmp_path.iterdir()
+    ):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=20)
+    # Worker processes of the killed run notice their parent is gone and stop within a
+    # second or so; wait until no partial file is locked any more.
+    for part in tmp_path.glob(".*.part"):
+        with part.open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # blocks while an orphan still writes
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert any(name.endswith(".part") for name in before), before
+    rerun = subprocess.run(
+        [*cmd, "--json"], capture_output=True, text=True, timeout=90, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    expected = b"".join(bytes_chunks(size, 0, size))
+    files = sorted(tmp_path.iterdir())
+    assert [p.name for p in files if p.name.startswith(".")] == []
+    assert len(files) == 3
+    for path in files:
+        assert path.read_bytes() == expected
+    statuses = [json.loads(line)["status"] for line in rerun.stdout.splitlines()]
+    assert statuses.count("skipped") == sum(1 for n in before if not n.startswith("."))
+    resumed = [json.loads(line) for line in rerun.stdout.splitlines()]
+    assert any(r["http_status"] == 206 for r in resumed)
+
+
+def test_symlink_planted_in_dest_is_not_followed(server: Server, tmp_path: Path) -> None:
+    """A symlink planted at a partial file's name is never written through."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / ".br.gif.part").symlink_to(outside)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manyget",
+            "get",
+            "-d",
+            str(dest),
+            "--retries",
+            "0",
+            f"{server.flags_url}/br/br.gif",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert outside.read_bytes() == b"precious"
+    assert proc.returncode == 1
+    assert not (dest / "br.gif").exists()
+
+
+def test_destination_parent_must_exist(tmp_path: Path) -> None:
+    """-d creates one missing level, but a missing parent fails before any request."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manyget",
+            "get",
+            "-d",
+            str(tmp_path / "no" / "such"),
+            "http://127.0.0.1:1/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert "parent folder does not exist" in proc.stderr
+    assert not (tmp_path / "no").exists()

@@ -24,14 +24,24 @@ ProgressArg = bool | Observer | Sequence[Observer]
 
 
 def prepare_dest(dest: str | os.PathLike[str]) -> Path:
-    """Create ``dest`` if needed and check it is a writable folder, before any request."""
+    """Check ``dest`` is a writable folder before any request, creating it if needed.
+
+    Like ``mkdir`` without ``-p``, only the last level is created: a mistyped path fails
+    instead of growing a new tree somewhere unexpected.
+    """
     path = Path(dest)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(exist_ok=True)
     except FileExistsError:
         raise DestinationError(f"destination {str(path)!r} is not a folder") from None
+    except FileNotFoundError:
+        raise DestinationError(
+            f"cannot create destination {str(path)!r}: its parent folder does not exist"
+        ) from None
     except OSError as exc:
-        raise DestinationError(f"cannot create destination {str(path)!r}: {exc}") from exc
+        raise DestinationError(
+            f"cannot create destination {str(path)!r}: {exc.strerror or exc}"
+        ) from exc
     if not path.is_dir():
         raise DestinationError(f"destination {str(path)!r} is not a folder")
     if not os.access(path, os.W_OK | os.X_OK):

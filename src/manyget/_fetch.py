@@ -110,7 +110,9 @@ class _Part:
 
     def open(self, offset: int) -> None:
         """Open for writing at ``offset`` (0: from scratch), holding the lock."""
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # O_NOFOLLOW: a symlink planted in the destination is never written through.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.tmp, flags, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

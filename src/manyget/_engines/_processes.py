@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,17 +47,38 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     sys.exit(128 + signum)  # unwinds through the loop's clean-up, unlike the default
 
 
-def _worker(wid: int, inbox: Any, outbox: Any, settings: Settings, capacity: int) -> None:
-    # The parent handles Ctrl-C; it stops its workers with SIGTERM when interrupted.
+def _parent_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a reused pid of another user
+        return False
+    return True
+
+
+def _worker(
+    wid: int, inbox: Any, outbox: Any, settings: Settings, capacity: int, parent: int
+) -> None:
+    # The parent handles Ctrl-C; it stops its workers with SIGTERM when interrupted. If it
+    # dies without a word (kill -9), the worker notices within a second and stops too,
+    # leaving its partial files resumable, instead of downloading on as an orphan.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     loop = MultiLoop(settings, capacity)
     closed = False
+    checked = time.monotonic()
     try:
         while not closed or loop.load:
+            now = time.monotonic()
+            if now - checked > _POLL:
+                checked = now
+                if not _parent_alive(parent):
+                    return
             while not closed and loop.free:
                 try:
-                    job = inbox.get(block=not loop.load)  # wait only when idle
+                    # Wait only when idle, and never for long: the parent may be gone.
+                    job = inbox.get(block=not loop.load, timeout=_POLL)
                 except queue.Empty:
                     break
                 if job is None:
@@ -94,7 +116,7 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
         inbox: Any = ctx.Queue()
         process = ctx.Process(
             target=_worker,
-            args=(wid, inbox, outbox, settings, capacity),
+            args=(wid, inbox, outbox, settings, capacity, os.getpid()),
             name=f"manyget-worker-{wid}",
             daemon=True,
         )
