@@ -362,3 +362,54 @@ def test_name_ignores_content_disposition(server: Server, engine: str, tmp_path:
     (result,) = manyget.download([url], tmp_path, engine=engine).results
     assert result.status is Status.OK
     assert os.listdir(tmp_path) == ["disposition"]
+
+
+def sha256_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_checksum_gates_publication(server: Server, engine: str, tmp_path: Path) -> None:
+    """With URL<TAB>sha256=..., a matching body is published and a wrong one never is."""
+    good = f"{server.url}/bytes/70000\tsha256={sha256_hex(served(70000))}"
+    bad = f"{server.url}/bytes/80000\tsha256={'0' * 64}"
+    report = manyget.download([good, bad], tmp_path, engine=engine, retries=FAST)
+    by_size = {r.url.rsplit("/", 1)[-1]: r for r in report.results}
+    assert by_size["70000"].status is Status.OK
+    assert by_size["80000"].status is Status.ERROR
+    assert "sha256 mismatch" in (by_size["80000"].error or "")
+    assert sorted(os.listdir(tmp_path)) == ["70000"]
+
+
+def test_checksum_checks_files_already_there(server: Server, engine: str, tmp_path: Path) -> None:
+    """A rerun with a checksum re-downloads a file whose bytes do not match."""
+    (tmp_path / "70000").write_bytes(b"tampered")
+    entry = f"{server.url}/bytes/70000\tsha256={sha256_hex(served(70000))}"
+    (result,) = manyget.download([entry], tmp_path, engine=engine).results
+    assert result.status is Status.OK
+    assert (tmp_path / "70000").read_bytes() == served(70000)
+    (again,) = manyget.download([entry], tmp_path, engine=engine).results
+    assert again.status is Status.SKIPPED
+
+
+def test_list_file_checksums_and_bad_fields(server: Server, tmp_path: Path) -> None:
+    """`get -i` reads sha256 fields; a malformed field is reported with its line number."""
+    listing = tmp_path / "list.tsv"
+    listing.write_text(
+        f"{server.url}/bytes/1000\tsha256={sha256_hex(served(1000))}\n"
+        f"{server.url}/bytes/2000\tmd5=abc\n"
+        f"{server.url}/bytes/3000\tsha256=xyz\n"
+    )
+    dest = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "manyget", "get", "-i", str(listing), "-d", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "line 2: unknown field 'md5=abc'" in proc.stderr
+    assert "line 3: sha256 must be 64 hexadecimal digits" in proc.stderr
+    assert os.listdir(dest) == ["1000"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from manyget._jobs import check_url, plan, plan_lines, read_url_lines, safe_name
+from manyget._jobs import check_url, plan, plan_lines, read_url_lines, safe_name, split_entry
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,11 @@ def test_read_url_lines_skips_blanks_comments_bom_crlf() -> None:
         "  http://h/b  \n",
         "http://h/c\tsha256=x\n",
     ]
-    assert list(read_url_lines(lines)) == [(1, "http://h/a"), (4, "http://h/b"), (5, "http://h/c")]
+    assert list(read_url_lines(lines)) == [
+        (1, "http://h/a"),
+        (4, "http://h/b"),
+        (5, "http://h/c\tsha256=x"),
+    ]
 
 
 def test_plan_gives_colliding_urls_distinct_deterministic_names() -> None:
@@ -116,3 +120,12 @@ def test_plan_names_stay_distinct_when_suffixes_collide() -> None:
     assert len(set(names)) == len(names)
     dupes = [job.name for job in plan(["http://h/x.bin"] * 3)]
     assert len(set(dupes)) == 3
+
+
+def test_split_entry_reads_checksums() -> None:
+    """URL<TAB>sha256=HEX gives the checksum; other fields or bad hex give a problem."""
+    digest = "ab" * 32
+    assert split_entry(f"http://h/a\tsha256={digest.upper()}") == ("http://h/a", digest, None)
+    assert split_entry("http://h/a") == ("http://h/a", None, None)
+    assert split_entry("http://h/a\tmd5=1")[2] is not None
+    assert split_entry("http://h/a\tsha256=12")[2] is not None

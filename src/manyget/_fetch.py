@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import http
 import json
 import os
@@ -59,9 +60,18 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
     """
     if job.problem is not None:
         return Result(job.url, None, Status.ERROR, None, 0, 0.0, 0, job.problem)
-    if not settings.overwrite and os.path.isfile(path):
+    complete = not settings.overwrite and os.path.isfile(path)
+    if complete and (job.sha256 is None or _sha256_of(path) == job.sha256):
         return Result(job.url, path, Status.SKIPPED, None, 0, 0.0, 0)
     return None
+
+
+def _sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _http_error(code: int | None) -> str:
@@ -185,6 +195,7 @@ class Body:
         "_modified",
         "_part",
         "_saved",
+        "_sha256",
         "_verdict",
         "kept",
         "offset",
@@ -193,6 +204,7 @@ class Body:
 
     def __init__(self, dest: str, job: Job, *, resume: bool, max_size: int | None = None) -> None:
         self.url = job.url
+        self._sha256 = job.sha256
         self._max = max_size
         self._part = _Part(dest, job.name)
         found = self._part.saved(job.url) if resume else None
@@ -290,8 +302,7 @@ class Body:
             message = "the answer does not fit the partial file; starting over"
             return Attempt(status, 0, message, "read")
         if verdict == "complete":
-            part.publish()
-            return Attempt(status, self.offset, complete=True)
+            return self._publish(status, self.offset)
         if error is not None:
             if verdict == "open":
                 part.keep(self._memo())
@@ -302,8 +313,20 @@ class Body:
             status, etag=None, modified=None, content_range=None, length=0
         ):  # a 2xx with no body at all: the file is empty
             return self.finish(status)
+        return self._publish(status, self.offset + self.kept)
+
+    def _publish(self, status: int | None, size: int) -> Attempt:
+        part = self._part
+        if self._sha256 is not None:
+            # Read back through another descriptor while ours still holds the lock: the
+            # bytes went out with os.write, unbuffered, so they are all there.
+            got = _sha256_of(part.tmp)
+            if got != self._sha256:
+                part.drop()
+                message = f"sha256 mismatch: got {got}, expected {self._sha256}"
+                return Attempt(status, 0, message, "read")
         part.publish()
-        return Attempt(status, self.offset + self.kept, complete=True)
+        return Attempt(status, size, complete=True)
 
     def abandon(self) -> None:
         """The attempt was cancelled: keep what can be resumed."""

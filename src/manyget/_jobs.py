@@ -20,7 +20,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Job", "check_url", "plan", "plan_lines", "read_url_lines", "safe_name"]
+__all__ = [
+    "Job",
+    "check_url",
+    "plan",
+    "plan_lines",
+    "read_url_lines",
+    "safe_name",
+    "split_entry",
+]
 
 MAX_NAME_BYTES = 255
 _SCHEMES = frozenset({"http", "https"})
@@ -28,6 +36,7 @@ _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
 # Bidi controls and other invisible format characters that disguise a name.
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL"}
     | {f"COM{i}" for i in range(1, 10)}
@@ -47,6 +56,7 @@ class Job:
     index: int = 0
     line: int | None = None
     problem: str | None = None
+    sha256: str | None = None
 
 
 def check_url(url: str) -> str | None:
@@ -71,16 +81,37 @@ def check_url(url: str) -> str | None:
 
 
 def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, url)`` from a URL list, lazily.
+    """Yield ``(line_number, entry)`` from a URL list, lazily.
 
     Blank lines and ``#`` comments are skipped; a byte-order mark, CR/LF endings and
-    surrounding white space are removed. Anything after a tab is kept out of the URL.
+    surrounding white space are removed. An entry is a URL, optionally followed by a tab
+    and ``sha256=HEX`` (see :func:`split_entry`).
     """
     for number, raw in enumerate(lines, start=1):
         text = raw.lstrip("\ufeff") if number == 1 else raw
-        text = text.split("\t", 1)[0].strip()
-        if text and not text.startswith("#"):
-            yield number, text
+        text = text.strip(" \r\n")
+        if text.strip() and not text.lstrip().startswith("#"):
+            yield number, text.strip()
+
+
+def split_entry(entry: str) -> tuple[str, str | None, str | None]:
+    """Split ``URL<TAB>sha256=HEX`` into the URL, the checksum and a problem, if any."""
+    url, tab, rest = entry.partition("\t")
+    url = url.strip()
+    if not tab:
+        return url, None, None
+    checksum = None
+    for field in rest.split("\t"):
+        key, eq, value = field.strip().partition("=")
+        if not field.strip():
+            continue
+        if key.lower() != "sha256" or not eq:
+            return url, None, f"unknown field {field.strip()!r} (expected sha256=HEX)"
+        value = value.strip().lower()
+        if not _SHA256.fullmatch(value):
+            return url, None, "sha256 must be 64 hexadecimal digits"
+        checksum = value
+    return url, checksum, None
 
 
 def safe_name(url: str) -> str:
@@ -183,15 +214,21 @@ class _DigestSet:
 
 
 def plan(urls: Iterable[str]) -> Iterator[Job]:
-    """Turn URLs into jobs lazily, giving each a distinct safe name."""
+    """Turn URLs into jobs lazily, giving each a distinct safe name.
+
+    An entry may carry a checksum, ``URL<TAB>sha256=HEX``: the file is then published only
+    if its bytes match.
+    """
     return plan_lines((None, url.strip()) for url in urls)
 
 
 def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
     """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`."""
     used = _DigestSet()
-    for index, (line, url) in enumerate(items):
-        problem = check_url(url)
+    for index, (line, entry) in enumerate(items):
+        url, sha256, problem = split_entry(entry)
+        if problem is None:
+            problem = check_url(url)
         if problem is not None:
             where = f"line {line}: " if line is not None else ""
             yield Job(url, "", index, line, f"{where}{problem}")
@@ -206,4 +243,4 @@ def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
             name = candidate
             salt += 1
         used.add(key)
-        yield Job(url, name, index, line)
+        yield Job(url, name, index, line, None, sha256)
