@@ -198,3 +198,58 @@ def test_destination_parent_must_exist(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert "parent folder does not exist" in proc.stderr
     assert not (tmp_path / "no").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs mounted for this test (needs root, as on CI), unmounted after."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + made.stderr.decode(errors="replace"))
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_disk_full_stops_run_with_exit_3(server: Server, engine: str, tiny_disk: Path) -> None:
+    """ENOSPC stops the run: summary printed, exit 3, complete files intact, nothing torn."""
+    from manyget._server._resources import bytes_chunks
+
+    size = 300_000
+    urls = [f"{server.url}/bytes/{size}?n={i}" for i in range(8)]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manyget",
+            "get",
+            "-d",
+            str(tiny_disk),
+            "--engine",
+            engine,
+            "-j",
+            "2",
+            *urls,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "No space left on device" in proc.stderr
+    assert "manyget: stopped; so far:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    expected = b"".join(bytes_chunks(size, 0, size))
+    finals = [p for p in tiny_disk.iterdir() if not p.name.startswith(".")]
+    assert 1 <= len(finals) < 8
+    for path in finals:
+        assert path.read_bytes() == expected

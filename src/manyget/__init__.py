@@ -10,6 +10,7 @@ from ._api import DEFAULT_CONCURRENCY, download, iter_download
 from ._engines import DEFAULT_ENGINE, ENGINES
 from ._exceptions import (
     DestinationError,
+    DiskFull,
     EngineError,
     EngineUnavailable,
     InputError,
@@ -27,6 +28,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), checked by a test
     "DEFAULT_CONCURRENCY",
     "DEFAULT_ENGINE",
     "DestinationError",
+    "DiskFull",
     "ENGINES",
     "EngineError",
     "EngineUnavailable",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._engines import DEFAULT_ENGINE, get_engine
 from ._engines._window import run_executor
-from ._exceptions import DestinationError, UsageError
+from ._exceptions import DestinationError, DiskFull, UsageError
 from ._jobs import Job, plan
 from ._policy import RetryPolicy, Settings, Timeouts
 from ._progress import Bar, Observer
@@ -166,6 +166,10 @@ def _observe(
             for observer in observers:
                 observer.result(result)
             yield result
+            if result.history and result.history[-1].kind == "disk":
+                # Every other download would fail the same way: stop here. Closing the
+                # engine cancels the transfers in flight and keeps their partial files.
+                raise DiskFull(f"{result.error}; the run stopped, partial files are kept")
     finally:
         close = getattr(results, "close", None)
         if close is not None:

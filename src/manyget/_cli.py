@@ -397,7 +397,7 @@ def _get(args: argparse.Namespace) -> int:
         )
         try:
             tally.extend(results)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DestinationError):
             report = tally.report(time.monotonic() - start)
             _print_summary(report, quiet=args.quiet, partial=True)
             raise
@@ -409,7 +409,7 @@ def _get(args: argparse.Namespace) -> int:
 def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> None:
     if quiet and report.ok and not partial:
         return
-    prefix = "manyget: interrupted; so far: " if partial else "manyget: "
+    prefix = "manyget: stopped; so far: " if partial else "manyget: "
     print(prefix + report.summary(), file=sys.stderr)
 
 

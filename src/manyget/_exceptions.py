@@ -6,6 +6,7 @@ Everything manyget raises to its users derives from :class:`ManygetError`::
     ├── UsageError            bad arguments or options (CLI exit status 2)
     │   └── InputError        a URL list that cannot be read at all (exit status 2)
     ├── DestinationError      the destination cannot be used or written (exit status 3)
+    │   └── DiskFull          the disk filled up during the run, which then stopped
     └── EngineError           an engine that is unknown or cannot run here
         └── EngineUnavailable an engine whose optional dependency is missing
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "DestinationError",
+    "DiskFull",
     "EngineError",
     "EngineUnavailable",
     "InputError",
@@ -39,6 +41,10 @@ class InputError(UsageError):
 
 class DestinationError(ManygetError, OSError):
     """The destination folder is missing, not a folder, or not writable."""
+
+
+class DiskFull(DestinationError):
+    """No space left (or quota exceeded) while writing: the run stops, partial files stay."""
 
 
 class EngineError(ManygetError):

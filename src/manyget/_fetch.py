@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import http
@@ -191,6 +192,7 @@ class Body:
     __slots__ = (
         "_etag",
         "_length",
+        "_local",
         "_max",
         "_modified",
         "_part",
@@ -213,6 +215,7 @@ class Body:
         if found is not None:
             self.offset, self._saved = found
         self._verdict = ""
+        self._local = ""
         self.kept = 0
         self._etag: str | None = None
         self._modified: str | None = None
@@ -253,24 +256,36 @@ class Body:
             self._length = self._saved.length if self._saved else None
         try:
             self._part.open(self.offset)
+            self._verdict = "open"
+            if decision == "fresh" and (length is None or length > _SIDECAR_FROM):
+                # Big bodies get their sidecar now, so even kill -9 leaves them resumable.
+                self._part.remember(self._memo())
         except Busy:
             self._verdict = "busy"
             return False
         except OSError as exc:
-            self._verdict = f"local: {exc.strerror or exc}"
+            self._local_error(exc)
             return False
-        self._verdict = "open"
-        if decision == "fresh" and (length is None or length > _SIDECAR_FROM):
-            # Big bodies get their sidecar now, so even kill -9 leaves a resumable file.
-            self._part.remember(self._memo())
         return True
+
+    def _local_error(self, exc: OSError) -> None:
+        disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        self._verdict = "disk" if disk_full else "local"
+        self._local = f"{self._part.final}: {exc.strerror or exc}"
 
     def write(self, data: bytes) -> bool:
         """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
         if self._max is not None and self.offset + self.kept + len(data) > self._max:
             self._verdict = "too big"
             return False
-        self._part.write(data)
+        try:
+            self._part.write(data)
+        except OSError as exc:
+            kept = self._verdict == "open"
+            self._local_error(exc)
+            if kept:
+                self._part.keep(self._memo())  # the bytes so far stay for a resume
+            return False
         self.kept += len(data)
         return True
 
@@ -290,8 +305,8 @@ class Body:
         part = self._part
         if verdict == "busy":
             return Attempt(status, 0, f"busy: another process is writing {part.final}", "fatal")
-        if verdict.startswith("local:"):
-            return Attempt(status, 0, verdict, "fatal")
+        if verdict in ("disk", "local"):
+            return Attempt(status, 0, self._local, verdict)
         if verdict == "too big":
             part.drop()
             return Attempt(
