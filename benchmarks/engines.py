@@ -93,6 +93,7 @@ def run_once(engine: str, scenario: Scenario, list_file: str) -> dict[str, float
     dest = tempfile.mkdtemp(prefix="manyget-engines-out-", dir=SHM)
     cmd = [sys.executable, "-m", "manyget", "get", "-i", list_file, "-d", dest, "-q"]
     cmd += ["--engine", engine, "-j", str(scenario.concurrency)]
+    cmd += ["--per-host", str(scenario.concurrency)]  # one server: -j is the only limit
     try:
         busy0, server0 = cpu_busy_total(), _proc_cpu_seconds(scenario.server_pid)
         t0 = time.perf_counter()

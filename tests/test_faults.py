@@ -413,3 +413,34 @@ def test_list_file_checksums_and_bad_fields(server: Server, tmp_path: Path) -> N
     assert "line 2: unknown field 'md5=abc'" in proc.stderr
     assert "line 3: sha256 must be 64 hexadecimal digits" in proc.stderr
     assert os.listdir(dest) == ["1000"]
+
+
+# --------------------------------------------------------------------------- per-host limits
+
+
+def test_per_host_limit_holds(server: Server, engine: str, tmp_path: Path) -> None:
+    """With per_host=2, eight 0.4 s requests to one host take at least four rounds."""
+    urls = [f"{server.url}/faults/stall/1000?seconds=0.4&n={i}" for i in range(8)]
+    start = time.monotonic()
+    report = manyget.download(urls, tmp_path, engine=engine, concurrency=8, per_host=2)
+    elapsed = time.monotonic() - start
+    assert report.counts[Status.OK] == 8
+    if engine != "sequential":  # sequential is one at a time whatever the limit
+        assert elapsed >= 4 * 0.4 - 0.05
+
+
+def test_flooding_host_does_not_starve_another(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """30 slow URLs of one host listed first do not hold back the one URL of another host."""
+    if engine == "sequential":
+        pytest.skip("sequential runs the list in order by definition")
+    flood = [f"{server.url}/faults/stall/100?seconds=0.3&n={i}" for i in range(30)]
+    other = server.url.replace("127.0.0.1", "localhost") + "/bytes/123"
+    order = [
+        r.url
+        for r in manyget.iter_download(
+            [*flood, other], tmp_path, engine=engine, concurrency=8, per_host=2
+        )
+    ]
+    assert order.index(other) < 4

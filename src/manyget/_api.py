@@ -11,14 +11,23 @@ from pathlib import Path
 from ._engines import DEFAULT_ENGINE, get_engine
 from ._engines._window import run_executor
 from ._exceptions import DestinationError, DiskFull, UsageError
+from ._hosts import HostGate
 from ._jobs import Job, plan
 from ._policy import RetryPolicy, Settings, Timeouts
 from ._progress import Bar, Observer
 from ._results import Report, Result, Tally
 
-__all__ = ["DEFAULT_CONCURRENCY", "download", "iter_download", "prepare_dest", "run_jobs"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PER_HOST",
+    "download",
+    "iter_download",
+    "prepare_dest",
+    "run_jobs",
+]
 
 DEFAULT_CONCURRENCY = 64
+DEFAULT_PER_HOST = 8  # polite: a server sees at most 8 connections from us
 
 ProgressArg = bool | Observer | Sequence[Observer]
 
@@ -66,6 +75,7 @@ def iter_download(
     engine: str | None = None,
     executor: Executor | None = None,
     concurrency: int | None = None,
+    per_host: int | None = None,
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
@@ -81,7 +91,9 @@ def iter_download(
     ``timeout`` is the seconds allowed to connect and, after that, between two received
     bytes. ``retries`` is a count or a :class:`RetryPolicy` (default ``RetryPolicy()``:
     3 retries of transient failures). A file already complete under ``dest`` is skipped
-    (``Status.SKIPPED``) unless ``overwrite=True``. A body longer than ``max_size``
+    (``Status.SKIPPED``) unless ``overwrite=True``. ``per_host`` caps the downloads from
+    one host at once (default 8); a host that answers 429 or 503 gets no new request
+    until its ``Retry-After`` has passed, while other hosts go on. A body longer than ``max_size``
     bytes is cut off while it streams and reported as an error.
     """
     if isinstance(urls, str):
@@ -94,6 +106,7 @@ def iter_download(
         engine=engine,
         executor=executor,
         concurrency=concurrency,
+        per_host=per_host,
         timeout=timeout,
         retries=retries,
         overwrite=overwrite,
@@ -110,6 +123,7 @@ def run_jobs(
     engine: str | None = None,
     executor: Executor | None = None,
     concurrency: int | None = None,
+    per_host: int | None = None,
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
@@ -145,11 +159,16 @@ def run_jobs(
         overwrite=overwrite,
         max_size=max_size,
     )
+    if per_host is None:
+        per_host = DEFAULT_PER_HOST
+    if per_host < 1:
+        raise UsageError(f"per_host must be >= 1, got {per_host}")
+    gate = HostGate(jobs, per_host, lookahead=max(1024, 16 * concurrency))
     if executor is not None:
-        results = run_executor(executor, jobs, settings, window=2 * concurrency)
+        results = run_executor(executor, gate, settings, window=2 * concurrency)
     else:
         assert run is not None
-        results = run(jobs, settings, concurrency)
+        results = run(gate, settings, concurrency)
     return _observe(results, total, _observers(progress))
 
 
@@ -186,6 +205,7 @@ def download(
     engine: str | None = None,
     executor: Executor | None = None,
     concurrency: int | None = None,
+    per_host: int | None = None,
     timeout: float | Timeouts | None = None,
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
@@ -207,6 +227,7 @@ def download(
             engine=engine,
             executor=executor,
             concurrency=concurrency,
+            per_host=per_host,
             timeout=timeout,
             retries=retries,
             overwrite=overwrite,

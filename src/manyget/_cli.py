@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="downloads at once (default: 64)",
     )
     get.add_argument(
+        "--per-host",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="downloads at once from one host (default: 8)",
+    )
+    get.add_argument(
         "--timeout",
         type=_seconds,
         default=None,
@@ -389,6 +396,7 @@ def _get(args: argparse.Namespace) -> int:
             total=total,
             engine=args.engine,
             concurrency=args.jobs,
+            per_host=args.per_host,
             timeout=args.timeout,
             retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
             overwrite=args.overwrite,
@@ -546,6 +554,7 @@ def _download_flags(
         total=len(urls),
         engine=args.engine,
         concurrency=actual_req,
+        per_host=actual_req,  # one server, as in the book: -m is the only limit
         retries=args.retries,
         overwrite=True,  # the demo downloads every time, as the book's scripts did
         progress=observers,

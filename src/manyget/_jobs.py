@@ -57,6 +57,7 @@ class Job:
     line: int | None = None
     problem: str | None = None
     sha256: str | None = None
+    host: str = ""
 
 
 def check_url(url: str) -> str | None:
@@ -156,6 +157,14 @@ def _with_suffix(name: str, tag: str) -> str:
     return _shorten(stem, MAX_NAME_BYTES - len(tail.encode()) - len(tag) - 1) + f"~{tag}{tail}"
 
 
+def _host_key(url: str) -> str:
+    """What per-host limits count by: scheme, host and port, as connections are made."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 def _digest(text: str) -> int:
     """A non-zero 64-bit digest of ``text`` (zero marks an empty slot in ``_DigestSet``)."""
     value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
@@ -243,4 +252,4 @@ def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
             name = candidate
             salt += 1
         used.add(key)
-        yield Job(url, name, index, line, None, sha256)
+        yield Job(url, name, index, line, None, sha256, _host_key(url))

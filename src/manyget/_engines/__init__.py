@@ -1,9 +1,11 @@
 """Engines: interchangeable ways to run many downloads at once.
 
-An engine is one function, ``run(jobs, settings, concurrency) -> Iterator[Result]``: it
-pulls jobs lazily from the iterator, keeps at most about ``concurrency`` downloads in
-flight, and yields each result as it completes. Engines are imported only when chosen,
-so ``import manyget`` and ``manyget --help`` stay fast.
+An engine is one function, ``run(gate, settings, concurrency) -> Iterator[Result]``: it
+takes jobs from the :class:`~manyget._hosts.HostGate` (which reads the list lazily and
+applies the per-host limits) as slots free up, keeps at most ``concurrency`` downloads in
+flight, tells the gate when each one ends, and yields each result as it completes.
+Engines are imported only when chosen, so ``import manyget`` and ``manyget --help`` stay
+fast.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from collections.abc import Callable, Iterator
 from typing import TypeAlias
 
 from .._exceptions import EngineError, EngineUnavailable
-from .._jobs import Job
+from .._hosts import HostGate
 from .._policy import Settings
 from .._results import Result
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "EngineRun", "get_engine"]
 
-EngineRun: TypeAlias = Callable[[Iterator[Job], Settings, int], Iterator[Result]]
+EngineRun: TypeAlias = Callable[[HostGate, Settings, int], Iterator[Result]]
 
 # name -> (module, what to install when its import fails)
 ENGINES: dict[str, tuple[str, str]] = {

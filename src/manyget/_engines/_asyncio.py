@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 from .._fetch import AsyncFetcher
+from .._hosts import HostGate
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Result
@@ -33,25 +35,39 @@ class _Done:
 
 
 async def _produce(
-    jobs: Iterator[Job],
+    gate: HostGate,
     settings: Settings,
     concurrency: int,
     slots: asyncio.Semaphore,
     out: queue.SimpleQueue[Result | _Done],
 ) -> None:
     tasks: set[asyncio.Task[None]] = set()
+    finished = asyncio.Event()  # set whenever a download ends: the gate may open
 
     async def one(fetcher: AsyncFetcher, job: Job) -> None:
         try:
             result = await fetcher.afetch(job)
         except Exception as exc:
             result = failed(job, settings, exc)
+        gate.done(job, result, time.monotonic())
+        finished.set()
         out.put(result)
 
     async with AsyncFetcher(settings, concurrency) as fetcher:
         try:
-            for job in jobs:
+            while True:
                 await slots.acquire()
+                job = gate.take(time.monotonic())
+                if not isinstance(job, Job):
+                    slots.release()
+                    if job is None:
+                        break
+                    # WAIT: a host is full or paused; try again when a download ends.
+                    finished.clear()
+                    wake = gate.wake_in(time.monotonic())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(finished.wait(), min(1.0, wake or 1.0))
+                    continue
                 task = asyncio.create_task(one(fetcher, job))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -63,7 +79,7 @@ async def _produce(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch jobs as asyncio tasks on a private loop, yielding results as they complete."""
     out: queue.SimpleQueue[Result | _Done] = queue.SimpleQueue()
     loop = asyncio.new_event_loop()
@@ -76,7 +92,7 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
         asyncio.set_event_loop(loop)
         error: BaseException | None = None
         try:
-            main = loop.create_task(_produce(jobs, settings, concurrency, slots, out))
+            main = loop.create_task(_produce(gate, settings, concurrency, slots, out))
             started.set()
             loop.run_until_complete(main)
         except asyncio.CancelledError:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._fetch import Transfer, conclude, preflight
+from .._hosts import WAIT, HostGate
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Attempt, Result
@@ -132,23 +133,32 @@ class MultiLoop:
         self._multi.close()
 
 
-def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch jobs on one thread with libcurl's multi interface, as they complete."""
     loop = MultiLoop(settings, concurrency)
     exhausted = False
     try:
         while True:
+            now = time.monotonic()
             while not exhausted and loop.free:
-                job = next(jobs, None)
+                job = gate.take(now)
                 if job is None:
                     exhausted = True
-                    break
-                answer = loop.add(job)
-                if answer is not None:
-                    yield answer
-            if exhausted and not loop.load:
-                return
-            for _, result in loop.step():
+                elif job is not WAIT:
+                    assert isinstance(job, Job)
+                    answer = loop.add(job)
+                    if answer is not None:
+                        gate.done(job, answer, now)
+                        yield answer
+                    continue
+                break
+            if not loop.load:
+                if exhausted:
+                    return
+                time.sleep(min(1.0, gate.wake_in(now) or 0.05))  # every host is paused
+                continue
+            for job, result in loop.step():
+                gate.done(job, result, time.monotonic())
                 yield result
     finally:
         loop.close()

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._hosts import HostGate
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Result
@@ -103,7 +104,7 @@ class _Slot:
     held: dict[int, Job] = field(default_factory=dict)
 
 
-def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch jobs on worker processes, yielding results as they complete."""
     ctx = _context()
     nworkers = max(1, min(os.cpu_count() or 1, concurrency))
@@ -127,16 +128,19 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
 
     def feed() -> None:
         nonlocal exhausted
+        now = time.monotonic()
         while not exhausted:
             slot = min(slots, key=lambda s: len(s.held))
             if len(slot.held) >= backlog:
                 return
-            job = next(jobs, None)
+            job = gate.take(now)
             if job is None:
                 exhausted = True
                 for each in slots:
                     each.inbox.put(None)
                 return
+            if not isinstance(job, Job):
+                return  # WAIT: a host limit or pause; asked again after each result
             slot.held[job.index] = job
             slot.inbox.put(job)
 
@@ -144,14 +148,18 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
     try:
         slots.extend(start(wid) for wid in range(nworkers))
         feed()
-        while any(slot.held for slot in slots):
+        while not exhausted or any(slot.held for slot in slots):
             try:
                 wid, index, result = outbox.get(timeout=_POLL)
             except queue.Empty:
-                yield from _replace_dead(slots, start, settings, exhausted)
+                for job, lost in _replace_dead(slots, start, settings, exhausted):
+                    gate.done(job, None, time.monotonic())
+                    yield lost
                 feed()
                 continue
-            slots[wid].held.pop(index, None)
+            job = slots[wid].held.pop(index, None)
+            if job is not None:
+                gate.done(job, result, time.monotonic())
             yield result
             feed()
         finished = True
@@ -161,7 +169,7 @@ def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[R
 
 def _replace_dead(
     slots: list[_Slot], start: Any, settings: Settings, exhausted: bool
-) -> Iterator[Result]:
+) -> Iterator[tuple[Job, Result]]:
     for wid, slot in enumerate(slots):
         code = slot.process.exitcode
         if code is None or not slot.held:
@@ -171,7 +179,7 @@ def _replace_dead(
         if exhausted:
             slots[wid].inbox.put(None)
         for job in lost:
-            yield failed(job, settings, ChildProcessError(f"worker process exited ({code})"))
+            yield job, failed(job, settings, ChildProcessError(f"worker process exited ({code})"))
 
 
 def _stop(slots: list[_Slot], outbox: Any, *, abort: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .._jobs import Job
+from .._hosts import HostGate
 from .._policy import Settings
 from .._results import Result
 from . import _multi
@@ -17,6 +17,6 @@ from . import _multi
 __all__ = ["run"]
 
 
-def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch each job in turn; ``concurrency`` is ignored."""
-    return _multi.run(jobs, settings, 1)
+    return _multi.run(gate, settings, 1)

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from .._jobs import Job
+from .._hosts import HostGate
 from .._policy import Settings
 from .._results import Result
 from ._window import run_executor
@@ -18,12 +18,12 @@ from ._window import run_executor
 __all__ = ["run"]
 
 
-def run(jobs: Iterator[Job], settings: Settings, concurrency: int) -> Iterator[Result]:
+def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
     """Fetch jobs on ``concurrency`` threads, yielding results as they complete."""
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="manyget")
     abort = threading.Event()
     try:
-        yield from run_executor(pool, jobs, settings, window=2 * concurrency, abort=abort)
+        yield from run_executor(pool, gate, settings, window=2 * concurrency, abort=abort)
     finally:
         abort.set()
         pool.shutdown(wait=True, cancel_futures=True)

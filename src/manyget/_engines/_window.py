@@ -11,13 +11,14 @@ has not started.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 
 from .._fetch import Fetcher
+from .._hosts import HostGate
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Result, Status
@@ -51,7 +52,7 @@ def failed(job: Job, settings: Settings, exc: BaseException) -> Result:
 
 def run_executor(
     executor: Executor,
-    jobs: Iterator[Job],
+    gate: HostGate,
     settings: Settings,
     window: int,
     abort: threading.Event | None = None,
@@ -63,14 +64,26 @@ def run_executor(
     """
     pending: dict[Future[Result], Job] = {}
     extra = () if abort is None else (abort,)
+    exhausted = False
 
-    def submit(batch: Iterator[Job]) -> None:
-        for job in batch:
+    def fill() -> None:
+        nonlocal exhausted
+        now = time.monotonic()
+        while len(pending) < window:
+            job = gate.take(now)
+            if job is None:
+                exhausted = True
+            if not isinstance(job, Job):
+                return
             pending[executor.submit(fetch_job, job, settings, *extra)] = job
 
     try:
-        submit(itertools.islice(jobs, window))
-        while pending:
+        fill()
+        while pending or not exhausted:
+            if not pending:  # every host with jobs left is paused
+                time.sleep(min(1.0, gate.wake_in(time.monotonic()) or 0.05))
+                fill()
+                continue
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 job = pending.pop(future)
@@ -78,8 +91,9 @@ def run_executor(
                     result = future.result()
                 except Exception as exc:  # the worker failed, not the download
                     result = failed(job, settings, exc)
+                gate.done(job, result, time.monotonic())
                 yield result
-            submit(itertools.islice(jobs, window - len(pending)))
+            fill()
     finally:
         for future in pending:
             future.cancel()
