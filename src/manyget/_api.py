@@ -80,6 +80,8 @@ def iter_download(
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
     max_size: int | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    allow_downgrade: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
@@ -93,7 +95,9 @@ def iter_download(
     3 retries of transient failures). A file already complete under ``dest`` is skipped
     (``Status.SKIPPED``) unless ``overwrite=True``. ``per_host`` caps the downloads from
     one host at once (default 8); a host that answers 429 or 503 gets no new request
-    until its ``Retry-After`` has passed, while other hosts go on. A body longer than ``max_size``
+    until its ``Retry-After`` has passed, while other hosts go on. ``ca_file`` adds
+    trusted certificates (PEM). Redirects from https to http are refused unless
+    ``allow_downgrade=True``. A body longer than ``max_size``
     bytes is cut off while it streams and reported as an error.
     """
     if isinstance(urls, str):
@@ -111,6 +115,8 @@ def iter_download(
         retries=retries,
         overwrite=overwrite,
         max_size=max_size,
+        ca_file=ca_file,
+        allow_downgrade=allow_downgrade,
         progress=progress,
     )
 
@@ -128,6 +134,8 @@ def run_jobs(
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
     max_size: int | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    allow_downgrade: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """:func:`iter_download` for planned jobs. Checks every option before returning."""
@@ -150,6 +158,8 @@ def run_jobs(
     else:
         retry = RetryPolicy(retries=retries)
     run = None if executor is not None else get_engine(engine or DEFAULT_ENGINE)
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise UsageError(f"certificate file {os.fspath(ca_file)!r} does not exist")
     if max_size is not None and max_size < 0:
         raise UsageError(f"max_size must be >= 0, got {max_size}")
     settings = Settings(
@@ -158,6 +168,8 @@ def run_jobs(
         retry=retry,
         overwrite=overwrite,
         max_size=max_size,
+        ca_file=None if ca_file is None else os.fspath(ca_file),
+        allow_downgrade=allow_downgrade,
     )
     if per_host is None:
         per_host = DEFAULT_PER_HOST
@@ -210,6 +222,8 @@ def download(
     retries: int | RetryPolicy | None = None,
     overwrite: bool = False,
     max_size: int | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    allow_downgrade: bool = False,
     progress: ProgressArg = False,
     keep_results: bool = True,
 ) -> Report:
@@ -232,6 +246,8 @@ def download(
             retries=retries,
             overwrite=overwrite,
             max_size=max_size,
+            ca_file=ca_file,
+            allow_downgrade=allow_downgrade,
             progress=progress,
         )
     )

@@ -176,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop any body larger than this (suffixes K, M, G: powers of 1024)",
     )
     get.add_argument(
+        "--cacert",
+        metavar="FILE",
+        default=None,
+        help="also trust the certificates in this PEM file",
+    )
+    get.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="follow redirects from https to http (refused by default)",
+    )
+    get.add_argument(
         "--overwrite",
         action="store_true",
         help="download again files that are already complete (default: skip them)",
@@ -401,6 +412,8 @@ def _get(args: argparse.Namespace) -> int:
             retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
             overwrite=args.overwrite,
             max_size=args.max_size,
+            ca_file=args.cacert,
+            allow_downgrade=args.allow_downgrade,
             progress=observers,
         )
         try:

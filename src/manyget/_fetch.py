@@ -370,6 +370,8 @@ def _new_curl(settings: Settings, header: object, write: object) -> Any:
     # 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at no cost on
     # small ones (docs/benchmarks.md).
     curl.setopt(pycurl.BUFFERSIZE, 1 << 20)
+    if settings.ca_file is not None:
+        curl.setopt(pycurl.CAINFO, settings.ca_file)
     curl.setopt(pycurl.HEADERFUNCTION, header)
     curl.setopt(pycurl.WRITEFUNCTION, write)
     return curl
@@ -393,7 +395,17 @@ class Transfer:
     finds the :class:`Body` ready to decide where it goes.
     """
 
-    __slots__ = ("_body", "_dest", "_headers", "_ranged", "_status", "curl", "job", "settings")
+    __slots__ = (
+        "_body",
+        "_dest",
+        "_headers",
+        "_ranged",
+        "_secure",
+        "_status",
+        "curl",
+        "job",
+        "settings",
+    )
 
     def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
         self.settings = settings
@@ -411,6 +423,7 @@ class Transfer:
         self._status = 0
         self._headers: dict[bytes, str] = {}
         self._ranged = False  # the handle currently sends Range/If-Range headers
+        self._secure = False  # the handle currently follows redirects to https only
 
     def close(self) -> None:
         self.curl.close()
@@ -431,6 +444,13 @@ class Transfer:
         extra = body.request_headers()
         curl = self.curl
         curl.setopt(pycurl.URL, job.url)
+        secure = job.url[:6].lower() == "https:"
+        if secure != self._secure:
+            # From an https URL, redirects may only go to https unless downgrades are allowed.
+            only_https = secure and not settings.allow_downgrade
+            protocols = pycurl.PROTO_HTTPS if only_https else _HTTP_AND_HTTPS
+            curl.setopt(pycurl.REDIR_PROTOCOLS, protocols)
+            self._secure = secure
         if extra or self._ranged:
             curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS + [f"{k}: {v}" for k, v in extra])
             self._ranged = bool(extra)
@@ -500,6 +520,7 @@ class Transfer:
 
 
 _BASE_HEADERS = ["Accept-Encoding: identity"]
+_HTTP_AND_HTTPS = (1 << 0) | (1 << 1)  # CURLPROTO_HTTP | CURLPROTO_HTTPS
 _KEPT_HEADERS = frozenset(
     {b"etag", b"last-modified", b"content-range", b"content-length", b"retry-after"}
 )
@@ -591,8 +612,19 @@ class AsyncFetcher:
         self.settings = settings
         self._dest = os.fspath(settings.dest)
         timeouts = settings.timeouts
+        ssl_context: Any = True
+        if settings.ca_file is not None:
+            import ssl
+
+            ssl_context = ssl.create_default_context()
+            ssl_context.load_verify_locations(cafile=settings.ca_file)
+        tracing = aiohttp.TraceConfig()
+        tracing.on_request_redirect.append(_check_redirect)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+            connector=aiohttp.TCPConnector(
+                limit=concurrency, limit_per_host=concurrency, ssl=ssl_context
+            ),
+            trace_configs=[tracing],
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
             ),
@@ -632,7 +664,10 @@ class AsyncFetcher:
         code: int | None = None
         try:
             extra = dict(body.request_headers()) or None
-            async with self._session.get(job.url, max_redirects=20, headers=extra) as resp:
+            guard = _Downgrade(job.url, settings.allow_downgrade)
+            async with self._session.get(
+                job.url, max_redirects=20, headers=extra, trace_request_ctx=guard
+            ) as resp:
                 code = resp.status
                 headers = resp.headers
                 if code == 416 or 200 <= code < 300:
@@ -647,6 +682,8 @@ class AsyncFetcher:
                         await _stream(resp, body)
                 retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
             return body.finish(code, retry_after=retry_after)
+        except DowngradeRefused as exc:
+            return body.finish(code, error=str(exc), kind="fatal")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             kind = _aiohttp_kind(aiohttp, exc)
             return body.finish(code, error=_aiohttp_message(exc), kind=kind)
@@ -660,6 +697,33 @@ async def _stream(resp: aiohttp.ClientResponse, body: Body) -> None:
     async for chunk in resp.content.iter_chunked(_LARGE_READ):
         if not body.write(chunk):
             return
+
+
+class DowngradeRefused(Exception):
+    """A redirect from https to http, refused."""
+
+
+class _Downgrade:
+    """Per-request state for :func:`_check_redirect`."""
+
+    __slots__ = ("allow", "secure")
+
+    def __init__(self, url: str, allow: bool) -> None:
+        self.secure = url[:6].lower() == "https:"
+        self.allow = allow
+
+
+async def _check_redirect(session: Any, context: Any, params: Any) -> None:
+    """aiohttp calls this before following a redirect: refuse https -> http."""
+    guard = context.trace_request_ctx
+    if not isinstance(guard, _Downgrade) or guard.allow or not guard.secure:
+        return
+    import yarl  # aiohttp's own URL type
+
+    location = params.response.headers.get("Location", "")
+    target = params.url.join(yarl.URL(location))
+    if target.scheme == "http":
+        raise DowngradeRefused(f"redirect from https to http refused: {target}")
 
 
 def _aiohttp_kind(aiohttp: Any, exc: BaseException) -> str:

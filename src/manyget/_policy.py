@@ -189,3 +189,5 @@ class Settings:
     user_agent: str = "manyget"
     overwrite: bool = False
     max_size: int | None = None  # bytes; a longer body is cut off while streaming
+    ca_file: str | None = None  # PEM bundle of extra trusted certificates
+    allow_downgrade: bool = False  # follow redirects from https to http
