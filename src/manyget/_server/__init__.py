@@ -6,14 +6,17 @@ Usage::
         urllib.request.urlopen(server.flags_url + "/br/br.gif")
 
 See ``_resources`` for the routes, ``_fault_routes`` for the misbehaving ones under
-``/faults/`` (on in every ``Server``, and in ``serve(fault_routes=True)``), and ``_app`` for how
-the server works.
+``/faults/`` (on in every ``Server``, and in ``serve(fault_routes=True)``), ``_app`` for how
+the server works, and ``_tls`` for HTTPS in tests::
+
+    with Server(tls=tls_context(*make_test_certificate(tmp_path))) as server: ...
 """
 
 from ._app import Server, serve
 from ._countries import COUNTRY_CODES, COUNTRY_NAMES, POP20_CC, flag_metadata
 from ._faults import Faults, parse_delay
 from ._gif import flag_gif
+from ._tls import make_test_certificate, tls_context
 
 __all__ = [
     "COUNTRY_CODES",
@@ -23,6 +26,8 @@ __all__ = [
     "Server",
     "flag_gif",
     "flag_metadata",
+    "make_test_certificate",
     "parse_delay",
     "serve",
+    "tls_context",
 ]

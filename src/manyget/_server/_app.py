@@ -24,6 +24,14 @@ a reset throws away whatever the kernel has not delivered yet.
 ``_Listener`` owns the listening sockets and the live connections so that closing it closes
 everything; ``Server`` runs one in a private event loop on a daemon thread, ``serve`` runs one
 on the caller's thread until SIGTERM or Ctrl-C.
+
+TLS (``Server(tls=context)``) is asyncio's own layer between the socket and the protocol, so
+the protocol sees the same callbacks and nothing above changes, with three exceptions. A
+connection reaches ``connection_made`` (and ``open_connections``) only once its handshake is
+done; a handshake still under way is a task of asyncio's, which ``Server`` cancels on stop.
+TLS has no half-close: after the client's EOF the layer shuts the connection down whatever
+``eof_received`` says. And the bytes not yet sent live in two buffers, the TLS layer's and the
+TCP transport's below it, which a reset must both wait for.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -87,13 +96,19 @@ class _App:
     """Per-server state: what to answer, and which connections and tasks are alive."""
 
     def __init__(
-        self, faults: Faults, data_dir: str | os.PathLike[str] | None, fault_routes: bool
+        self,
+        faults: Faults,
+        data_dir: str | os.PathLike[str] | None,
+        fault_routes: bool,
+        *,
+        tls: bool = False,
     ) -> None:
         self.faults = faults
         self.faults_active = faults.active
         self.rng = faults.rng()
         self.router = Router(data_dir)
-        self.fault_routes = FaultRoutes() if fault_routes else None
+        self.tls = tls
+        self.fault_routes = FaultRoutes(scheme=_scheme(tls)) if fault_routes else None
         self.connections: set[_Connection] = set()
         self.pumps: set[asyncio.Task[None]] = set()
 
@@ -157,6 +172,11 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._app.tls:
+            # TLS has no half-close: asyncio shuts the connection down whatever we answer
+            # (and logs a warning if we ask otherwise), so answers still pending are lost.
+            self._closing = True
+            return False
         # Keep the write side open while the pump still has answers to send.
         return self._pump is not None
 
@@ -296,9 +316,7 @@ class _Connection(asyncio.Protocol):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + _RESET_FLUSH_TIMEOUT
             while not self._closing and loop.time() < deadline:
-                if not transport.get_write_buffer_size() and (
-                    sock is None or not _unacknowledged(sock)
-                ):
+                if not _unsent(transport) and (sock is None or not _unacknowledged(sock)):
                     break
                 await asyncio.sleep(0.002)
         if sock is not None and not self._closing:
@@ -311,6 +329,21 @@ class _Connection(asyncio.Protocol):
             self._writable = asyncio.get_running_loop().create_future()
             await self._writable
             self._writable = None
+
+
+def _unsent(transport: asyncio.Transport) -> int:
+    """Bytes written to ``transport`` that the kernel has not taken yet.
+
+    Under TLS ``transport`` is asyncio's TLS layer, whose buffer size leaves out the TCP
+    transport beneath it, and asyncio offers no public way down to that one. So we look, and
+    should the private attribute ever go away, count the TLS layer only: a reset may then
+    come a little early after a large body, never late.
+    """
+    size = transport.get_write_buffer_size()
+    below = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if isinstance(below, asyncio.WriteTransport):
+        size += below.get_write_buffer_size()
+    return size
 
 
 class _Listener:
@@ -329,15 +362,19 @@ class _Listener:
         faults: Faults,
         data_dir: str | os.PathLike[str] | None,
         fault_routes: bool,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> _Listener:
-        app = _App(faults, data_dir, fault_routes)
+        app = _App(faults, data_dir, fault_routes, tls=tls is not None)
         sockets = _bind(host, port)
         loop = asyncio.get_running_loop()
         servers: list[asyncio.Server] = []
         try:
             for sock in sockets:
                 servers.append(
-                    await loop.create_server(lambda: _Connection(app), sock=sock, backlog=_BACKLOG)
+                    await loop.create_server(
+                        lambda: _Connection(app), sock=sock, backlog=_BACKLOG, ssl=tls
+                    )
                 )
         except BaseException:
             for server in servers:
@@ -350,7 +387,7 @@ class _Listener:
 
     @property
     def url(self) -> str:
-        return _url(self.host, self.port)
+        return _url(_scheme(self._app.tls), self.host, self.port)
 
     @property
     def open_connections(self) -> int:
@@ -399,14 +436,18 @@ def _bind(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-def _url(host: str, port: int) -> str:
+def _scheme(tls: bool) -> str:
+    return "https" if tls else "http"
+
+
+def _url(scheme: str, host: str, port: int) -> str:
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 class Server:
@@ -420,6 +461,11 @@ class Server:
 
     The fault routes under ``/faults/`` (see ``_fault_routes``) are on unless
     ``fault_routes=False``: a ``Server`` is first of all a test fixture.
+
+    ``tls`` is a server-side ``ssl.SSLContext`` (``tls_context`` makes one, and
+    ``make_test_certificate`` a certificate for it): the server then speaks HTTPS only, and
+    ``url`` starts with ``https://``. ``open_connections`` counts a TLS connection from the end
+    of its handshake.
     """
 
     def __init__(
@@ -430,14 +476,19 @@ class Server:
         faults: Faults = Faults(),  # noqa: B008 -- frozen value object, safe to share
         data_dir: str | os.PathLike[str] | None = None,
         fault_routes: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if data_dir is not None and not os.path.isdir(data_dir):
             raise NotADirectoryError(f"data directory not found: {os.fspath(data_dir)!r}")
+        if tls is not None and tls.protocol == ssl.PROTOCOL_TLS_CLIENT:
+            # Otherwise every handshake would fail, each with its own logged error.
+            raise ValueError("tls must be a server-side context, not PROTOCOL_TLS_CLIENT")
         self._host = host
         self._port = port
         self._faults = faults
         self._data_dir = data_dir
         self._fault_routes = fault_routes
+        self._tls = tls
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -445,7 +496,10 @@ class Server:
         self._stopped = False
 
     def __repr__(self) -> str:
-        where = self.url if self._listener is not None else f"{self._host}:{self._port}"
+        if self._listener is not None:
+            where = self.url
+        else:
+            where = f"{_scheme(self._tls is not None)}://{self._host}:{self._port}"
         state = "stopped" if self._stopped else "running" if self._listener else "new"
         return f"<Server {where} {state} faults={self._faults!r}>"
 
@@ -500,7 +554,12 @@ class Server:
             try:
                 listener = loop.run_until_complete(
                     _Listener.open(
-                        self._host, self._port, self._faults, self._data_dir, self._fault_routes
+                        self._host,
+                        self._port,
+                        self._faults,
+                        self._data_dir,
+                        self._fault_routes,
+                        tls=self._tls,
                     )
                 )
             except BaseException as exc:  # handed to start() in the caller's thread
@@ -511,6 +570,7 @@ class Server:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(listener.aclose())
+            _cancel_remaining(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             ready.set()
@@ -533,7 +593,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8001`` or ``http://[::1]:8001``."""
+        """Base URL, e.g. ``http://127.0.0.1:8001``, ``http://[::1]:8001`` (``https`` with TLS)."""
         return self._require_listener().url
 
     @property
@@ -549,6 +609,22 @@ class Server:
     def open_connections(self) -> int:
         """Client connections open right now (a snapshot; for tests that a client hung up)."""
         return self._require_listener().open_connections
+
+
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await the tasks left on the loop, as ``asyncio.run`` does before it closes.
+
+    On a ``Server``'s loop these are asyncio's own: accepted connections whose TLS handshake
+    is still under way (cancelling one closes its socket), so that none outlives ``stop``.
+    """
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    # Closed transports finish in callbacks scheduled by the cancellations: let them run.
+    loop.run_until_complete(asyncio.sleep(0))
 
 
 def serve(

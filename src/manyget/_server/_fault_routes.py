@@ -31,9 +31,10 @@ Statuses
 
 Redirects
   Each takes ``?code=`` 301, 302 (default), 303, 307 or 308. ``Location`` is absolute
-  (``http://`` + the request's Host + path) unless ``?relative=1`` (the path only) or
-  ``?relative=2`` (relative to the current path, e.g. ``../2/10``); a missing Host gives the
-  path only. The query string is passed on to the next hop.
+  (``http://``, or ``https://`` on a TLS server, + the request's Host + path) unless
+  ``?relative=1`` (the path only) or ``?relative=2`` (relative to the current path, e.g.
+  ``../2/10``); a missing Host gives the path only. The query string is passed on to the next
+  hop. Only ``redirect-to`` ever changes the scheme.
   /faults/redirect/{n}/{size}
       A chain of n hops (n <= 1000): ``/faults/redirect/{n}/{size}`` redirects to
       ``/faults/redirect/{n-1}/{size}``, and ``/faults/redirect/0/{size}`` answers the bytes.
@@ -269,7 +270,8 @@ Handler = Callable[[Request, _Query, list[str]], Exchange]
 class FaultRoutes:
     """Answer the requests under ``/faults/``; one per server, since some routes count."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, scheme: str = "http") -> None:
+        self._scheme = scheme
         self._flaky = _Counters()
         self._etags = _Counters()
         self._routes: dict[str, tuple[int, Handler]] = {
@@ -350,10 +352,10 @@ class FaultRoutes:
         n, size = _size(args[0], 1000), _size(args[1])
         if n == 0:
             return resource_exchange(bytes_resource(size), request)
-        return _redirect_to_path(request, query, f"/faults/redirect/{n - 1}/{size}")
+        return _redirect_to_path(request, query, f"/faults/redirect/{n - 1}/{size}", self._scheme)
 
     def _redirect_loop(self, request: Request, query: _Query, args: list[str]) -> Exchange:
-        return _redirect_to_path(request, query, "/faults/redirect-loop")
+        return _redirect_to_path(request, query, "/faults/redirect-loop", self._scheme)
 
     def _redirect_to(self, request: Request, query: _Query, args: list[str]) -> Exchange:
         url = query.text("url")
@@ -543,7 +545,7 @@ def _redirect_code(query: _Query) -> int:
     return code
 
 
-def _redirect_to_path(request: Request, query: _Query, path: str) -> Exchange:
+def _redirect_to_path(request: Request, query: _Query, path: str, scheme: str) -> Exchange:
     code = _redirect_code(query)
     relative = query.integer("relative", 0, 0, 2)
     host = request.headers.get("host", "")
@@ -554,7 +556,7 @@ def _redirect_to_path(request: Request, query: _Query, path: str) -> Exchange:
     elif relative == 1 or not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", host):
         location = target
     else:
-        location = f"http://{host}{target}"
+        location = f"{scheme}://{host}{target}"
     return error_exchange(code, request, extra=f"Location: {location}\r\n")
 
 
