@@ -444,3 +444,31 @@ def test_flooding_host_does_not_starve_another(
         )
     ]
     assert order.index(other) < 4
+
+
+def test_drip_below_minimum_speed_is_cut_off(server: Server, engine: str, tmp_path: Path) -> None:
+    """A byte every 1.5 s never leaves the connection idle for 2 s, but averages under
+    1 B/s over a 2 s window: it is cut off all the same."""
+    url = f"{server.url}/faults/drip/1000?interval=1.5"
+    start = time.monotonic()
+    (result,) = manyget.download([url], tmp_path, engine=engine, timeout=2.0, retries=0).results
+    assert result.status is Status.ERROR
+    assert result.history[0].kind == "read"
+    assert time.monotonic() - start < 15
+
+
+def test_credentials_masked_in_output(server: Server, tmp_path: Path) -> None:
+    """user:password@ never appears in the failure line or the JSON record."""
+    url = server.url.replace("http://", "http://alice:s3cret@") + "/status/404"
+    proc = subprocess.run(
+        [sys.executable, "-m", "manyget", "get", url, "-d", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "s3cret" not in proc.stderr
+    assert "s3cret" not in proc.stdout
+    assert "http://***@127.0.0.1:" in proc.stderr
+    assert json.loads(proc.stdout)["url"].startswith("http://***@127.0.0.1:")

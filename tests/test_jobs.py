@@ -129,3 +129,12 @@ def test_split_entry_reads_checksums() -> None:
     assert split_entry("http://h/a") == ("http://h/a", None, None)
     assert split_entry("http://h/a\tmd5=1")[2] is not None
     assert split_entry("http://h/a\tsha256=12")[2] is not None
+
+
+def test_mask_url_hides_credentials() -> None:
+    """user:password@ is replaced; URLs without credentials are unchanged."""
+    from manyget._jobs import mask_url
+
+    assert mask_url("https://u:p@h:8/a/b?x=@") == "https://***@h:8/a/b?x=@"
+    assert mask_url("http://h/a@b") == "http://h/a@b"
+    assert mask_url("not a url") == "not a url"

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._jobs import Job
-from ._policy import Saved, Settings, parse_retry_after, resume_decision
+from ._policy import Saved, Settings, Timeouts, parse_retry_after, resume_decision
 from ._results import Attempt, Result, Status
 
 if TYPE_CHECKING:
@@ -363,7 +363,7 @@ def _new_curl(settings: Settings, header: object, write: object) -> Any:
     curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
     # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
-    curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+    curl.setopt(pycurl.LOW_SPEED_LIMIT, max(1, settings.timeouts.min_speed))
     curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
     curl.setopt(pycurl.USERAGENT, settings.user_agent)
     curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS)
@@ -679,7 +679,7 @@ class AsyncFetcher:
                         length=resp.content_length,
                     )
                     if started:
-                        await _stream(resp, body)
+                        await _stream(resp, body, settings.timeouts)
                 retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
             return body.finish(code, retry_after=retry_after)
         except DowngradeRefused as exc:
@@ -692,11 +692,21 @@ class AsyncFetcher:
             raise
 
 
-async def _stream(resp: aiohttp.ClientResponse, body: Body) -> None:
+async def _stream(resp: aiohttp.ClientResponse, body: Body, timeouts: Timeouts) -> None:
     # Chunks, never one read(): bytes that arrived before a failure are kept for a resume.
+    # aiohttp's read timeout restarts at every byte, so the minimum speed (libcurl's
+    # LOW_SPEED_LIMIT/TIME on the other engines) is checked here, window by window.
+    window_start = time.monotonic()
+    window_bytes = 0
     async for chunk in resp.content.iter_chunked(_LARGE_READ):
         if not body.write(chunk):
             return
+        window_bytes += len(chunk)
+        now = time.monotonic()
+        if now - window_start >= timeouts.idle:
+            if window_bytes < timeouts.min_speed * (now - window_start):
+                raise TimeoutError(f"slower than {timeouts.min_speed} B/s for {timeouts.idle:g}s")
+            window_start, window_bytes = now, 0
 
 
 class DowngradeRefused(Exception):
@@ -743,6 +753,6 @@ def _aiohttp_kind(aiohttp: Any, exc: BaseException) -> str:
 
 def _aiohttp_message(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return f"timed out: {exc}" if str(exc) else "timed out"
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0] if text else type(exc).__name__

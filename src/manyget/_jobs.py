@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "Job",
     "check_url",
+    "mask_url",
     "plan",
     "plan_lines",
     "read_url_lines",
@@ -79,6 +80,17 @@ def check_url(url: str) -> str | None:
     if port == 0:
         return "bad port 0"
     return None
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for printing."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
 
 
 def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -35,10 +35,13 @@ _BUDGET_OF = {"status": "status", "connect": "connect", "refused": "connect", "r
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
-    """``connect``: seconds to open a connection; ``idle``: seconds with no byte received."""
+    """``connect``: seconds to open a connection; ``idle``: the window over which a body
+    must average at least ``min_speed`` bytes a second (so a connection with no byte at
+    all for ``idle`` seconds, or a server dripping a byte every few seconds, is cut off)."""
 
     connect: float = 10.0
     idle: float = 30.0
+    min_speed: int = 1
 
     def __post_init__(self) -> None:
         for name in ("connect", "idle"):

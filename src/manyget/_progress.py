@@ -11,6 +11,7 @@ import json
 import sys
 from typing import IO, TYPE_CHECKING, Never, Protocol
 
+from ._jobs import mask_url
 from ._results import Report, Result, Status
 
 if TYPE_CHECKING:
@@ -29,12 +30,13 @@ class Observer(Protocol):
 
 def describe(result: Result) -> str:
     """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error."""
+    url = mask_url(result.url)
     if result.status is Status.OK:
-        return f"OK {result.url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
+        return f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
     if result.status is Status.SKIPPED:
-        return f"SKIPPED {result.url} -> {result.path}"
+        return f"SKIPPED {url} -> {result.path}"
     label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
-    return f"{label} {result.url}: {result.error}"
+    return f"{label} {url}: {result.error}"
 
 
 class Bar:
@@ -106,4 +108,6 @@ class JsonLines(_Lines):
     """One JSON object per result."""
 
     def result(self, result: Result) -> None:
-        print(json.dumps(result.to_dict()), file=self.stream)
+        record = result.to_dict()
+        record["url"] = mask_url(result.url)
+        print(json.dumps(record), file=self.stream)
