@@ -472,3 +472,41 @@ def test_credentials_masked_in_output(server: Server, tmp_path: Path) -> None:
     assert "s3cret" not in proc.stdout
     assert "http://***@127.0.0.1:" in proc.stderr
     assert json.loads(proc.stdout)["url"].startswith("http://***@127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("query", "saved"),
+    [
+        ("name=../../etc/passwd", "passwd"),
+        ("name=/tmp/x.sh", "x.sh"),
+        ("name=..%5C..%5Cwin.ini", "win.ini"),
+        ("name=.bashrc", "bashrc"),
+        ("name=CON", "_CON"),
+        ("name=%E2%80%AEgpj.exe&star=1", "gpj.exe"),
+        ("name=report%0B.pdf", "report_.pdf"),
+    ],
+)
+def test_content_disposition_names_are_made_safe(
+    server: Server, engine: str, tmp_path: Path, query: str, saved: str
+) -> None:
+    """With content_disposition=True, hostile server names land safely inside dest."""
+    dest = tmp_path / "dest"
+    url = f"{server.url}/faults/disposition?{query}"
+    (result,) = manyget.download([url], dest, engine=engine, content_disposition=True).results
+    assert result.status is Status.OK
+    assert os.listdir(dest) == [saved]
+    assert result.path == str(dest / saved)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+
+
+def test_content_disposition_never_clobbers(server: Server, engine: str, tmp_path: Path) -> None:
+    """Two responses naming the same file, and a file already there, all survive."""
+    (tmp_path / "same.bin").write_bytes(b"mine")
+    urls = [f"{server.url}/faults/disposition?name=same.bin&size={n}" for n in (100, 200)]
+    report = manyget.download(urls, tmp_path, engine=engine, content_disposition=True)
+    assert report.counts == {Status.OK: 2}
+    assert (tmp_path / "same.bin").read_bytes() == b"mine"
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert len(saved) == 3
+    assert all(name.startswith("same") and name.endswith(".bin") for name in saved)
+    assert sorted(os.path.getsize(r.path) for r in report.results if r.path) == [100, 200]

@@ -82,6 +82,7 @@ def iter_download(
     max_size: int | None = None,
     ca_file: str | os.PathLike[str] | None = None,
     allow_downgrade: bool = False,
+    content_disposition: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
@@ -97,7 +98,9 @@ def iter_download(
     one host at once (default 8); a host that answers 429 or 503 gets no new request
     until its ``Retry-After`` has passed, while other hosts go on. ``ca_file`` adds
     trusted certificates (PEM). Redirects from https to http are refused unless
-    ``allow_downgrade=True``. A body longer than ``max_size``
+    ``allow_downgrade=True``. With ``content_disposition=True`` a file takes the name the
+    server's ``Content-Disposition`` gives (cleaned like any name, never replacing
+    another file); otherwise names come from the URL. A body longer than ``max_size``
     bytes is cut off while it streams and reported as an error.
     """
     if isinstance(urls, str):
@@ -117,6 +120,7 @@ def iter_download(
         max_size=max_size,
         ca_file=ca_file,
         allow_downgrade=allow_downgrade,
+        content_disposition=content_disposition,
         progress=progress,
     )
 
@@ -136,6 +140,7 @@ def run_jobs(
     max_size: int | None = None,
     ca_file: str | os.PathLike[str] | None = None,
     allow_downgrade: bool = False,
+    content_disposition: bool = False,
     progress: ProgressArg = False,
 ) -> Iterator[Result]:
     """:func:`iter_download` for planned jobs. Checks every option before returning."""
@@ -170,6 +175,7 @@ def run_jobs(
         max_size=max_size,
         ca_file=None if ca_file is None else os.fspath(ca_file),
         allow_downgrade=allow_downgrade,
+        content_disposition=content_disposition,
     )
     if per_host is None:
         per_host = DEFAULT_PER_HOST
@@ -224,6 +230,7 @@ def download(
     max_size: int | None = None,
     ca_file: str | os.PathLike[str] | None = None,
     allow_downgrade: bool = False,
+    content_disposition: bool = False,
     progress: ProgressArg = False,
     keep_results: bool = True,
 ) -> Report:
@@ -248,6 +255,7 @@ def download(
             max_size=max_size,
             ca_file=ca_file,
             allow_downgrade=allow_downgrade,
+            content_disposition=content_disposition,
             progress=progress,
         )
     )

@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow redirects from https to http (refused by default)",
     )
     get.add_argument(
+        "--content-disposition",
+        action="store_true",
+        help="name files as the server's Content-Disposition says (made safe; "
+        "default: from the URL)",
+    )
+    get.add_argument(
         "--overwrite",
         action="store_true",
         help="download again files that are already complete (default: skip them)",
@@ -413,6 +419,7 @@ def _get(args: argparse.Namespace) -> int:
             max_size=args.max_size,
             ca_file=args.cacert,
             allow_downgrade=args.allow_downgrade,
+            content_disposition=args.content_disposition,
             progress=observers,
         )
         try:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._jobs import Job
+from ._jobs import Job, disposition_name, url_tag, with_suffix
 from ._policy import Saved, Settings, Timeouts, parse_retry_after, resume_decision
 from ._results import Attempt, Result, Status
 
@@ -43,6 +43,7 @@ _SIDECAR_FROM = 1 << 20  # bodies larger than this get a sidecar as soon as they
 def conclude(job: Job, path: str, history: Sequence[Attempt], seconds: float) -> Result:
     """Turn the attempts at ``job``, saved (or not) at ``path``, into its :class:`Result`."""
     last = history[-1]
+    path = last.saved_as or path
     code = last.http_status
     kept = tuple(history)
     if last.succeeded:
@@ -163,6 +164,27 @@ class _Part:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.meta)
 
+    def publish_as(self, name: str, url: str) -> str:
+        """Publish under a server-chosen ``name`` without ever replacing another file.
+
+        ``os.link`` fails instead of clobbering, so a name already taken (by another
+        download of this run, or anything else) gets a suffix from the URL's hash.
+        """
+        self._close()
+        directory = os.path.dirname(self.final)
+        for salt in range(100):
+            candidate = name if salt == 0 else with_suffix(name, url_tag(url, salt))
+            target = os.path.join(directory, candidate)
+            try:
+                os.link(self.tmp, target)
+            except FileExistsError:
+                continue
+            os.unlink(self.tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.meta)
+            return target
+        raise FileExistsError(f"no free name for {name!r} in {directory}")
+
     def keep(self, saved: Saved | None) -> None:
         """Stop writing, keeping the bytes for a resume when they can be validated."""
         written = self.fd >= 0 and os.fstat(self.fd).st_size > 0
@@ -190,12 +212,14 @@ class Body:
     """
 
     __slots__ = (
+        "_disposition",
         "_etag",
         "_length",
         "_local",
         "_max",
         "_modified",
         "_part",
+        "_rename",
         "_saved",
         "_sha256",
         "_verdict",
@@ -204,8 +228,18 @@ class Body:
         "url",
     )
 
-    def __init__(self, dest: str, job: Job, *, resume: bool, max_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dest: str,
+        job: Job,
+        *,
+        resume: bool,
+        max_size: int | None = None,
+        disposition: bool = False,
+    ) -> None:
         self.url = job.url
+        self._disposition = disposition
+        self._rename: str | None = None
         self._sha256 = job.sha256
         self._max = max_size
         self._part = _Part(dest, job.name)
@@ -239,9 +273,14 @@ class Body:
         modified: str | None,
         content_range: str | None,
         length: int | None,
+        disposition: str | None = None,
     ) -> bool:
         """Prepare for a 2xx body; False means stop this transfer (see ``finish``)."""
         self._etag, self._modified = etag, modified
+        if self._disposition:
+            wanted = disposition_name(disposition)
+            if wanted and wanted != os.path.basename(self._part.final):
+                self._rename = wanted
         decision = resume_decision(self.offset, self._saved, status, content_range, etag)
         if decision not in ("fresh", "append"):
             self._verdict = decision
@@ -340,6 +379,9 @@ class Body:
                 part.drop()
                 message = f"sha256 mismatch: got {got}, expected {self._sha256}"
                 return Attempt(status, 0, message, "read")
+        if self._rename is not None:
+            saved_as = part.publish_as(self._rename, self.url)
+            return Attempt(status, size, complete=True, saved_as=saved_as)
         part.publish()
         return Attempt(status, size, complete=True)
 
@@ -437,7 +479,11 @@ class Transfer:
         self.job = job
         settings = self.settings
         body = self._body = Body(
-            self._dest, job, resume=not settings.overwrite, max_size=settings.max_size
+            self._dest,
+            job,
+            resume=not settings.overwrite,
+            max_size=settings.max_size,
+            disposition=settings.content_disposition,
         )
         self._status = 0
         self._headers = {}
@@ -483,6 +529,7 @@ class Transfer:
                 modified=headers.get(b"last-modified"),
                 content_range=headers.get(b"content-range"),
                 length=int(length) if length and length.isdigit() else None,
+                disposition=headers.get(b"content-disposition"),
             )
             if not started:
                 return 0  # libcurl stops the transfer: Body.finish says why
@@ -522,7 +569,14 @@ class Transfer:
 _BASE_HEADERS = ["Accept-Encoding: identity"]
 _HTTP_AND_HTTPS = (1 << 0) | (1 << 1)  # CURLPROTO_HTTP | CURLPROTO_HTTPS
 _KEPT_HEADERS = frozenset(
-    {b"etag", b"last-modified", b"content-range", b"content-length", b"retry-after"}
+    {
+        b"etag",
+        b"last-modified",
+        b"content-range",
+        b"content-length",
+        b"retry-after",
+        b"content-disposition",
+    }
 )
 
 
@@ -660,7 +714,13 @@ class AsyncFetcher:
     async def _aattempt(self, job: Job) -> Attempt:
         aiohttp = self._aiohttp
         settings = self.settings
-        body = Body(self._dest, job, resume=not settings.overwrite, max_size=settings.max_size)
+        body = Body(
+            self._dest,
+            job,
+            resume=not settings.overwrite,
+            max_size=settings.max_size,
+            disposition=settings.content_disposition,
+        )
         code: int | None = None
         try:
             extra = dict(body.request_headers()) or None
@@ -677,6 +737,7 @@ class AsyncFetcher:
                         modified=headers.get("Last-Modified"),
                         content_range=headers.get("Content-Range"),
                         length=resp.content_length,
+                        disposition=headers.get("Content-Disposition"),
                     )
                     if started:
                         await _stream(resp, body, settings.timeouts)

@@ -23,12 +23,16 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "Job",
     "check_url",
+    "clean_name",
+    "disposition_name",
     "mask_url",
     "plan",
     "plan_lines",
     "read_url_lines",
     "safe_name",
     "split_entry",
+    "url_tag",
+    "with_suffix",
 ]
 
 MAX_NAME_BYTES = 255
@@ -136,16 +140,54 @@ def safe_name(url: str) -> str:
     """
     path = urlsplit(url).path
     segment = unquote(path.rsplit("/", 1)[-1], errors="replace")
-    name = unicodedata.normalize("NFC", segment)
+    name = clean_name(segment)
+    if not name:
+        host = urlsplit(url).hostname or "download"
+        name = clean_name(f"{host}.index" if path.strip("/") == "" else "index")
+    return name
+
+
+def clean_name(text: str) -> str:
+    """``text`` made safe as one file name (see :func:`safe_name`); may be empty."""
+    name = unicodedata.normalize("NFC", text)
     name = _INVISIBLE.sub("", name)
     name = _UNSAFE_NAME_CHARS.sub("_", name)
     name = name.strip().lstrip(".").rstrip(". ")
     if not name:
-        host = urlsplit(url).hostname or "download"
-        name = f"{host}.index" if path.strip("/") == "" else "index"
+        return ""
     if name.partition(".")[0].upper() in _WINDOWS_RESERVED:
         name = f"_{name}"
     return _shorten(name, MAX_NAME_BYTES)
+
+
+_DISPOSITION_STAR = re.compile(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", re.IGNORECASE)
+_DISPOSITION = re.compile(r'filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))', re.IGNORECASE)
+
+
+def disposition_name(value: str | None) -> str | None:
+    """The safe file name a ``Content-Disposition`` header asks for, if any.
+
+    ``filename*`` (RFC 5987, percent-encoded) wins over ``filename``. Only the last
+    segment of whatever path the server sends is kept, then cleaned like any name.
+    """
+    if not value:
+        return None
+    raw: str | None = None
+    star = _DISPOSITION_STAR.search(value)
+    if star:
+        charset = star.group(1).strip() or "utf-8"
+        try:
+            raw = unquote(star.group(2).strip(), encoding=charset, errors="replace")
+        except LookupError:
+            raw = None
+    if raw is None:
+        plain = _DISPOSITION.search(value)
+        if plain is None:
+            return None
+        raw = plain.group(1) if plain.group(1) is not None else plain.group(2).strip()
+        raw = re.sub(r"\\(.)", r"\1", raw)
+    segment = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    return clean_name(segment) or None
 
 
 def _shorten(name: str, limit: int) -> str:
@@ -161,12 +203,18 @@ def _shorten(name: str, limit: int) -> str:
     return cut + tail
 
 
-def _with_suffix(name: str, tag: str) -> str:
+def with_suffix(name: str, tag: str) -> str:
+    """``name`` with ``~tag`` before its extension, still within 255 bytes."""
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, ext = name, ""
     tail = f".{ext}" if ext else ""
     return _shorten(stem, MAX_NAME_BYTES - len(tail.encode()) - len(tag) - 1) + f"~{tag}{tail}"
+
+
+def url_tag(url: str, salt: int = 0) -> str:
+    """Eight hex digits from the URL's hash (salted when the first choice is taken)."""
+    return f"{_digest(f'{salt}:{url}' if salt else url):016x}"[:8]
 
 
 def _host_key(url: str) -> str:
@@ -258,8 +306,7 @@ def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
         key = _digest(name)
         salt = 0
         while key in used:  # a suffix from the URL's hash; salted if that is taken too
-            tag = f"{_digest(f'{salt}:{url}' if salt else url):016x}"[:8]
-            candidate = _with_suffix(safe_name(url), tag)
+            candidate = with_suffix(safe_name(url), url_tag(url, salt))
             key = _digest(candidate)
             name = candidate
             salt += 1

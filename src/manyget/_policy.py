@@ -194,3 +194,4 @@ class Settings:
     max_size: int | None = None  # bytes; a longer body is cut off while streaming
     ca_file: str | None = None  # PEM bundle of extra trusted certificates
     allow_downgrade: bool = False  # follow redirects from https to http
+    content_disposition: bool = False  # name files as the server's Content-Disposition says

@@ -38,7 +38,8 @@ class Attempt:
     or the body was cut short), ``"tls"``, ``"fatal"`` (never worth retrying: a redirect
     loop, a malformed response, a local write error). ``retry_after`` is the server's
     ``Retry-After`` in seconds, when it sent one. ``complete`` is true when the attempt
-    published the whole file under its final name.
+    published the whole file under its final name, ``saved_as`` (when not the name planned
+    from the URL: a ``Content-Disposition`` name).
     """
 
     http_status: int | None
@@ -47,6 +48,7 @@ class Attempt:
     kind: str = "ok"
     retry_after: float | None = None
     complete: bool = False
+    saved_as: str | None = None
 
     @property
     def succeeded(self) -> bool:
