@@ -253,3 +253,57 @@ def test_disk_full_stops_run_with_exit_3(server: Server, engine: str, tiny_disk:
     assert 1 <= len(finals) < 8
     for path in finals:
         assert path.read_bytes() == expected
+
+
+def test_read_only_destination_fails_before_any_request(tiny_disk: Path) -> None:
+    """A destination that cannot be written fails at once with exit 3 and one line."""
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "manyget", "get", "-d", str(tiny_disk), "http://127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == [
+        f"manyget: error: destination {str(tiny_disk)!r} is not writable"
+    ]
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_two_processes_never_share_a_file(server: Server, engine: str, tmp_path: Path) -> None:
+    """A second manyget on the same destination reports the file busy; bytes never mix."""
+    from manyget._server._resources import bytes_chunks
+
+    size = 4_000_000  # about 2 s at 64 KiB every 30 ms: the second run starts mid-body
+    url = f"{server.url}/faults/drip/{size}?interval=0.03&chunk=65536"
+    cmd = [
+        sys.executable,
+        "-m",
+        "manyget",
+        "get",
+        "-d",
+        str(tmp_path),
+        "--engine",
+        engine,
+        "--retries",
+        "0",
+        url,
+    ]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        part = tmp_path / f".{size}.part"
+        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size):
+            time.sleep(0.02)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        _, first_err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 1
+    assert "busy: another process is writing" in second.stderr
+    assert (tmp_path / str(size)).read_bytes() == b"".join(bytes_chunks(size, 0, size))
