@@ -510,3 +510,23 @@ def test_content_disposition_never_clobbers(server: Server, engine: str, tmp_pat
     assert len(saved) == 3
     assert all(name.startswith("same") and name.endswith(".bin") for name in saved)
     assert sorted(os.path.getsize(r.path) for r in report.results if r.path) == [100, 200]
+
+
+def test_credentials_not_sent_to_another_origin(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """URL credentials go to their own origin only: a redirect elsewhere drops them."""
+    import urllib.parse
+
+    same_origin = server.url.replace("http://", "http://alice:s3cret@") + "/faults/headers"
+    (own,) = manyget.download([same_origin], tmp_path / "own", engine=engine).results
+    assert own.status is Status.OK
+    assert "authorization: Basic" in (tmp_path / "own" / "headers").read_text()
+    elsewhere = server.url.replace("127.0.0.1", "localhost") + "/faults/headers"
+    hop = server.url.replace("http://", "http://alice:s3cret@")
+    url = f"{hop}/faults/redirect-to?url={urllib.parse.quote(elsewhere, safe='')}"
+    (moved,) = manyget.download([url], tmp_path / "moved", engine=engine).results
+    assert moved.status is Status.OK
+    received = (tmp_path / "moved" / "redirect-to").read_text()
+    assert received.startswith("host: localhost:")
+    assert "authorization" not in received.lower()

@@ -100,6 +100,12 @@ Names
       percent-encoded except RFC 5987 attr-chars (so any byte goes), preceded by
       ``filename="F"; `` when ``&fallback=F`` is given.
 
+Requests
+  /faults/headers
+      The request's header fields as text, one ``name: value`` a line (lowercase names):
+      shows what a client sends, e.g. whether credentials survive a redirect to another
+      origin.
+
 Encodings
   /faults/gzip/{size}
       ``Content-Encoding: gzip`` whatever Accept-Encoding says: a gzip stream of {size} zero
@@ -293,6 +299,7 @@ class FaultRoutes:
             "bad-content-range": (1, self._bad_content_range),
             "etag-changes": (2, self._etag_changes),
             "disposition": (0, self._disposition),
+            "headers": (0, self._headers),
             "gzip": (1, self._gzip),
             "raw": (1, self._raw),
         }
@@ -490,6 +497,16 @@ class FaultRoutes:
             value = f'attachment; filename="{name}"'
         extra = f"Content-Disposition: {value}\r\n"
         return resource_exchange(bytes_resource(size), request, extra=extra)
+
+    def _headers(self, request: Request, query: _Query, args: list[str]) -> Exchange:
+        text = "".join(f"{name}: {value}\n" for name, value in request.headers.items()).encode()
+        return body_exchange(
+            200,
+            request,
+            lambda: _once(text),
+            len(text),
+            fields="Content-Type: text/plain; charset=utf-8\r\n",
+        )
 
     def _gzip(self, request: Request, query: _Query, args: list[str]) -> Exchange:
         resource = _gzip_resource(_size(args[0]))
