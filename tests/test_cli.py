@@ -223,6 +223,7 @@ def test_get_list_file_with_bad_lines(server: Server, tmp_path: Path) -> None:
         + f"{server.flags_url}/cn/cn.gif\r\n".encode()
     )
     dest = tmp_path / "out"
+    dest.mkdir()
     proc = manyget_cli("get", "-i", str(listing), "-d", str(dest))
     assert proc.returncode == 1
     assert "line 4: unsupported scheme javascript:" in proc.stderr

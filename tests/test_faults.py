@@ -402,6 +402,7 @@ def test_list_file_checksums_and_bad_fields(server: Server, tmp_path: Path) -> N
         f"{server.url}/bytes/3000\tsha256=xyz\n"
     )
     dest = tmp_path / "out"
+    dest.mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "manyget", "get", "-i", str(listing), "-d", str(dest)],
         capture_output=True,

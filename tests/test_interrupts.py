@@ -178,8 +178,8 @@ def test_symlink_planted_in_dest_is_not_followed(server: Server, tmp_path: Path)
     assert not (dest / "br.gif").exists()
 
 
-def test_destination_parent_must_exist(tmp_path: Path) -> None:
-    """-d creates one missing level, but a missing parent fails before any request."""
+def test_destination_must_exist(tmp_path: Path) -> None:
+    """A -d folder that does not exist fails before any request, creating nothing."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -196,7 +196,7 @@ def test_destination_parent_must_exist(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 3
-    assert "parent folder does not exist" in proc.stderr
+    assert "does not exist" in proc.stderr
     assert not (tmp_path / "no").exists()
 
 

@@ -110,7 +110,10 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help=f"how downloads run at once (default: {DEFAULT_ENGINE})",
     )
     parser.add_argument(
-        "-d", "--dest", default="downloads", help="folder to save into (default: downloads)"
+        "-d",
+        "--dest",
+        default=None,
+        help="folder to save into; it must exist (default: downloads, created if missing)",
     )
 
 
@@ -376,6 +379,18 @@ def _open_list(name: str) -> IO[str]:
         raise InputError(f"cannot read URL list {name!r}: {exc.strerror or exc}") from exc
 
 
+def _dest(args: argparse.Namespace) -> str:
+    """The destination: a folder named with -d must exist; the default one is created."""
+    if args.dest is None:
+        return "downloads"
+    if not os.path.exists(args.dest):
+        raise DestinationError(
+            f"destination {args.dest!r} does not exist (create it, or leave out -d to use "
+            "./downloads)"
+        )
+    return str(args.dest)
+
+
 def _get(args: argparse.Namespace) -> int:
     from ._api import run_jobs
     from ._jobs import plan_lines, read_url_lines
@@ -385,6 +400,7 @@ def _get(args: argparse.Namespace) -> int:
 
     if not args.urls and args.input is None:
         raise UsageError("no URLs: give some as arguments or with -i FILE (or -i - for stdin)")
+    dest = _dest(args)
     source = _open_list(args.input) if args.input is not None else None
 
     def pairs() -> Iterator[tuple[int | None, str]]:
@@ -408,7 +424,7 @@ def _get(args: argparse.Namespace) -> int:
     with source if source is not None and source is not sys.stdin else contextlib.nullcontext():
         results = run_jobs(
             plan_lines(pairs()),
-            args.dest,
+            dest,
             total=total,
             engine=args.engine,
             concurrency=args.jobs,
@@ -569,7 +585,7 @@ def _download_flags(
     start = time.perf_counter()
     results = run_jobs(
         plan(urls),
-        args.dest,
+        args.dest or "downloads",
         total=len(urls),
         engine=args.engine,
         concurrency=actual_req,
