@@ -6,7 +6,7 @@ suffixed name, the worst case for the name table) through `iter_download` into a
 folder, recording the process's peak RSS after the first 10% and at the end. Prints both
 and exits 1 if the end peak exceeds the early one by more than the allowed growth.
 
-    python benchmarks/memory.py [--urls 200000] [--engine threads] [--max-growth-mb 30]
+    python benchmarks/memory.py [--urls 200000] [--engine multi] [--max-growth-mb 30]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", type=int, default=200_000)
-    parser.add_argument("--engine", default="threads")
+    parser.add_argument("--engine", default="multi")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-growth-mb", type=float, default=30.0)
     args = parser.parse_args()
@@ -69,6 +69,7 @@ def main() -> int:
                 dest,
                 engine=args.engine,
                 concurrency=args.concurrency,
+                per_host=args.concurrency,  # one server: -j is the only limit
             ),
             start=1,
         ):
