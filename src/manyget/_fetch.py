@@ -441,6 +441,7 @@ class Transfer:
         "_body",
         "_dest",
         "_headers",
+        "_lines",
         "_ranged",
         "_secure",
         "_status",
@@ -451,7 +452,10 @@ class Transfer:
 
     def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
         self.settings = settings
-        self.curl = _new_curl(settings, self._header, self._write)
+        # Header lines are collected by list.append, called from C with no Python frame,
+        # and read once per response at its first body byte (or at its end).
+        self._lines: list[bytes] = []
+        self.curl = _new_curl(settings, self._lines.append, self._write)
         if abort is not None:
             # Lets another thread stop a blocking perform(): libcurl calls this at least
             # once a second and aborts the transfer when it returns non-zero.
@@ -487,6 +491,7 @@ class Transfer:
         )
         self._status = 0
         self._headers = {}
+        self._lines.clear()
         extra = body.request_headers()
         curl = self.curl
         curl.setopt(pycurl.URL, job.url)
@@ -501,22 +506,31 @@ class Transfer:
             curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS + [f"{k}: {v}" for k, v in extra])
             self._ranged = bool(extra)
 
-    def _header(self, line: bytes) -> None:
-        # Every response's header block passes here, redirects included: the last wins.
-        if line[:5] == b"HTTP/":
-            fields = line.split(None, 2)
-            if len(fields) > 1 and fields[1].isdigit():
-                self._status = int(fields[1])
-                self._headers = {}
-            return
-        name, sep, value = line.partition(b":")
-        if sep:
-            key = name.strip().lower()
-            if key in _KEPT_HEADERS:
-                self._headers[key] = value.decode("latin-1").strip()
+    def _read_head(self) -> int:
+        """Status and kept headers of the last response whose head has arrived."""
+        lines = self._lines
+        start = 0
+        for i in range(len(lines) - 1, -1, -1):  # redirects come first: the last head wins
+            if lines[i][:5] == b"HTTP/":
+                start = i
+                break
+        else:
+            return 0
+        fields = lines[start].split(None, 2)
+        status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        headers: dict[bytes, str] = {}
+        for line in lines[start + 1 :]:
+            name, sep, value = line.partition(b":")
+            if sep:
+                key = name.strip().lower()
+                if key in _KEPT_HEADERS:
+                    headers[key] = value.decode("latin-1").strip()
+        self._status, self._headers = status, headers
+        return status
 
     def _write(self, data: bytes) -> int | None:
-        if not 200 <= self._status < 300:
+        status = self._status or self._read_head()
+        if not 200 <= status < 300:
             return None  # an error page: read and dropped, never saved
         body = self._body
         assert body is not None
@@ -543,6 +557,8 @@ class Transfer:
         assert body is not None
         self._body = None
         code = self.curl.getinfo(pycurl.RESPONSE_CODE) or None
+        if code != self._status:
+            self._read_head()  # no body byte arrived for the final response
         if code == 416 and errno == 0:
             headers = self._headers
             body.start(

@@ -18,7 +18,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 __all__ = [
     "Job",
@@ -67,23 +67,31 @@ class Job:
 
 def check_url(url: str) -> str | None:
     """Return why ``url`` cannot be downloaded, or ``None`` if it can."""
+    return _inspect(url)[0]
+
+
+def _inspect(url: str) -> tuple[str | None, SplitResult | None, str]:
+    """Split ``url`` once: (problem, parts, host key for per-host limits)."""
     if not url:
-        return "empty URL"
+        return "empty URL", None, ""
     if _BAD_URL_CHARS.search(url):
-        return "URL contains spaces or control characters"
+        return "URL contains spaces or control characters", None, ""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        return f"bad URL: {exc}"
+        return f"bad URL: {exc}", None, ""
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
-        return f"unsupported scheme {scheme + ':' if scheme else '(none)'}; use http or https"
-    if not parts.hostname:
-        return "URL has no host"
+        problem = f"unsupported scheme {scheme + ':' if scheme else '(none)'}; use http or https"
+        return problem, None, ""
+    host = parts.hostname
+    if not host:
+        return "URL has no host", None, ""
     if port == 0:
-        return "bad port 0"
-    return None
+        return "bad port 0", None, ""
+    key = f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}"
+    return None, parts, key
 
 
 def mask_url(url: str) -> str:
@@ -138,11 +146,15 @@ def safe_name(url: str) -> str:
     leading dot, no reserved Windows device name, and is at most 255 bytes of UTF-8,
     shortened on a character boundary keeping the extension.
     """
-    path = urlsplit(url).path
+    return _name_from(urlsplit(url))
+
+
+def _name_from(parts: SplitResult) -> str:
+    path = parts.path
     segment = unquote(path.rsplit("/", 1)[-1], errors="replace")
     name = clean_name(segment)
     if not name:
-        host = urlsplit(url).hostname or "download"
+        host = parts.hostname or "download"
         name = clean_name(f"{host}.index" if path.strip("/") == "" else "index")
     return name
 
@@ -217,14 +229,6 @@ def url_tag(url: str, salt: int = 0) -> str:
     return f"{_digest(f'{salt}:{url}' if salt else url):016x}"[:8]
 
 
-def _host_key(url: str) -> str:
-    """What per-host limits count by: scheme, host and port, as connections are made."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
-
-
 def _digest(text: str) -> int:
     """A non-zero 64-bit digest of ``text`` (zero marks an empty slot in ``_DigestSet``)."""
     value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
@@ -296,19 +300,21 @@ def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
     used = _DigestSet()
     for index, (line, entry) in enumerate(items):
         url, sha256, problem = split_entry(entry)
+        parts: SplitResult | None = None
+        host = ""
         if problem is None:
-            problem = check_url(url)
-        if problem is not None:
+            problem, parts, host = _inspect(url)
+        if problem is not None or parts is None:
             where = f"line {line}: " if line is not None else ""
             yield Job(url, "", index, line, f"{where}{problem}")
             continue
-        name = safe_name(url)
+        name = base = _name_from(parts)
         key = _digest(name)
         salt = 0
         while key in used:  # a suffix from the URL's hash; salted if that is taken too
-            candidate = with_suffix(safe_name(url), url_tag(url, salt))
+            candidate = with_suffix(base, url_tag(url, salt))
             key = _digest(candidate)
             name = candidate
             salt += 1
         used.add(key)
-        yield Job(url, name, index, line, None, sha256, _host_key(url))
+        yield Job(url, name, index, line, None, sha256, host)
