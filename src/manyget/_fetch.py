@@ -1,14 +1,17 @@
 """One download: the thin I/O twins ``Fetcher.fetch`` (libcurl) and ``AsyncFetcher.afetch``
 (aiohttp) over one set of pure decisions.
 
-Theory of operation: a fetcher sends one request per attempt and streams a 2xx body into
-a hidden temporary file beside its final name, opened only when the first byte of a
-successful response arrives (a 404 creates no file at all). When the body is complete,
-libcurl or aiohttp has already checked it against ``Content-Length``; the file is closed
-and renamed onto its final name in one ``os.replace``, so a name under the destination is
-never a half-written file. Any failure removes the temporary file. Whether to try again,
-and after how long, is :meth:`RetryPolicy.delay_for`'s decision; how an attempt becomes a
-:class:`Result` is :func:`conclude`'s. Those are shared by both twins.
+Theory of operation: a fetcher sends one request per attempt; a :class:`Body` (shared by
+both twins) streams a 2xx body into the hidden partial file ``.NAME.part`` beside its
+final name, opened and locked only when the first byte of a successful response arrives
+(a 404 creates no file at all). When the body is complete, libcurl or aiohttp has already
+checked it against ``Content-Length``; the file is closed and renamed onto its final name
+in one ``os.replace``, so a name under the destination is never a half-written file. A
+failure or cancellation after some bytes keeps the partial file with a sidecar, so the
+next attempt or run asks only for the rest (:func:`~manyget._policy.resume_decision`
+judges the answer). Whether to try again, and after how long, is
+:meth:`RetryPolicy.delay_for`'s decision; how the attempts become a :class:`Result` is
+:func:`conclude`'s.
 """
 
 from __future__ import annotations
@@ -574,12 +577,6 @@ class Transfer:
             )
         retry_after = parse_retry_after(self._headers.get(b"retry-after"), time.time())
         return body.finish(code, retry_after=retry_after)
-
-    def abandon(self) -> None:
-        """The transfer was cancelled mid-way: keep what can be resumed."""
-        if self._body is not None:
-            self._body.abandon()
-            self._body = None
 
 
 _BASE_HEADERS = ["Accept-Encoding: identity"]

@@ -323,14 +323,7 @@ class FaultRoutes:
     # -- statuses -----------------------------------------------------------------------
 
     def _index(self, request: Request, query: _Query, args: list[str]) -> Exchange:
-        text = (__doc__ or "").encode()
-        return body_exchange(
-            200,
-            request,
-            lambda: _once(text),
-            len(text),
-            fields="Content-Type: text/plain; charset=utf-8\r\n",
-        )
+        return _text(request, __doc__ or "")
 
     def _status(self, request: Request, query: _Query, args: list[str]) -> Exchange:
         code = int(args[0]) if re.fullmatch(r"[0-9]{3}", args[0]) else 0
@@ -499,14 +492,7 @@ class FaultRoutes:
         return resource_exchange(bytes_resource(size), request, extra=extra)
 
     def _headers(self, request: Request, query: _Query, args: list[str]) -> Exchange:
-        text = "".join(f"{name}: {value}\n" for name, value in request.headers.items()).encode()
-        return body_exchange(
-            200,
-            request,
-            lambda: _once(text),
-            len(text),
-            fields="Content-Type: text/plain; charset=utf-8\r\n",
-        )
+        return _text(request, "".join(f"{k}: {v}\n" for k, v in request.headers.items()))
 
     def _gzip(self, request: Request, query: _Query, args: list[str]) -> Exchange:
         resource = _gzip_resource(_size(args[0]))
@@ -530,6 +516,18 @@ class FaultRoutes:
 
 def _once(data: bytes) -> Generator[bytes, None, None]:
     yield data
+
+
+def _text(request: Request, text: str) -> Exchange:
+    """A 200 with ``text`` as a plain-text body."""
+    data = text.encode()
+    return body_exchange(
+        200,
+        request,
+        lambda: _once(data),
+        len(data),
+        fields="Content-Type: text/plain; charset=utf-8\r\n",
+    )
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Generator[bytes, None, None]:
