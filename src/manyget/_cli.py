@@ -1,4 +1,4 @@
-"""The ``manyget`` command line: ``get``, ``flags`` and ``serve``.
+"""The ``manyget`` command line: ``get``, ``flags``, ``serve`` and ``bench``.
 
 Only this module prints reports and calls ``sys.exit``. Exit statuses: 0 every download
 complete, 1 some downloads failed, 2 usage or input error, 3 local I/O error (the
@@ -306,7 +306,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve /faults/...: routes that misbehave on purpose, to try download "
         "tools on (GET /faults/ lists them; keep such a server on loopback)",
     )
+    bench = commands.add_parser(
+        "bench",
+        help="measure manyget's engines against other downloaders on loopback",
+        description="Start a loopback server, download each scenario with every engine and "
+        "every outside tool found (strictly one at a time, rotating the order each round), "
+        "verify every file, and print medians. Scenarios: S1 and S1@20 (194 flags, 0.1 s "
+        "latency, 64 or 20 at once), S2 (10,000 files of 4-16 KB), S3 (4 x 128 MiB), BOOK "
+        "(the book's styles on the DELAY server), tiny (a smoke test). Exit status 1 if a "
+        "manyget run did not download everything.",
+    )
+    bench.add_argument(
+        "--scenario",
+        "--scenarios",
+        dest="scenarios",
+        type=_names,
+        default=None,
+        metavar="LIST",
+        help="comma-separated scenarios (default: S1,S1@20,S2,S3,BOOK)",
+    )
+    bench.add_argument(
+        "--engines",
+        type=_names,
+        default=None,
+        metavar="LIST",
+        help="manyget engines to run (default: the concurrent ones; BOOK adds sequential)",
+    )
+    bench.add_argument(
+        "--against",
+        type=_names,
+        default=None,
+        metavar="LIST",
+        help="outside tools: aria2c,curl,wget2,parfive (default: all; 'none' for none)",
+    )
+    bench.add_argument(
+        "--runs", type=_positive_int, default=5, metavar="N", help="runs of each (default: 5)"
+    )
+    bench.add_argument("--plot", metavar="FILE.png", help="draw the results (needs matplotlib)")
+    bench.add_argument("--json", action="store_true", help="print every run as JSON on stdout")
+    bench.add_argument(
+        "--nginx", action="store_true", help="serve S2, S3 and tiny from a private nginx"
+    )
+    bench.add_argument(
+        "--tmp",
+        metavar="DIR",
+        default=None,
+        help="where served files and downloads go (default: /dev/shm if present)",
+    )
+    bench.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="S",
+        help="stop a run after S seconds; it counts as incomplete (default: 600)",
+    )
     return parser
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 class _Signals:
@@ -353,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals:
             if args.command == "get":
                 return _get(args)
+            if args.command == "bench":
+                return _bench(args)
             return _flags(args)
     except KeyboardInterrupt:
         print("manyget: interrupted", file=sys.stderr)
@@ -609,6 +669,41 @@ def _download_flags(
     assert report.total == len(cc_list), "some downloads are unaccounted for"
     final_report(report, elapsed)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from ._bench import DEFAULT_SCENARIOS, PEERS, bench, rows, table, to_json
+
+    against = PEERS if args.against is None else [a for a in args.against if a != "none"]
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = bench(
+        args.scenarios or DEFAULT_SCENARIOS,
+        engines=args.engines,
+        against=against,
+        runs=args.runs,
+        use_nginx=args.nginx,
+        tmp=args.tmp,
+        timeout=args.timeout,
+        plot_to=args.plot,
+        say=say,
+    )
+    if args.json:
+        json.dump(to_json(results), sys.stdout, indent=1)
+        print()
+    else:
+        print(table(results))
+    if args.plot:
+        say(f"manyget: plot written to {args.plot}")
+    failed = any(row.incomplete and not row.peer for sr in results for row in rows(sr))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # --------------------------------------------------------------------------- serve

@@ -1,0 +1,88 @@
+"""Who ``manyget bench`` races: manyget's engines and the outside tools, as command lines.
+
+Every contender is one whole process (interpreter start and imports count, as they do for
+a user), given the same URL list, the same empty folder and the same number of downloads
+at once. Outside tools run with options that favour them where a choice exists (aria2c
+skips preallocation; curl reuses connections) and that keep their file names the URL's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PEERS", "Contender", "engine_contender", "peer_contender"]
+
+PEERS = ("aria2c", "curl", "wget2", "parfive")
+
+# parfive is a library: a few lines drive it the way its documentation shows.
+_PARFIVE = """\
+import sys
+from parfive import Downloader
+listing, dest, conc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dl = Downloader(max_conn=conc, max_splits=1, progress=False)
+with open(listing) as f:
+    for url in f.read().split():
+        dl.enqueue_file(url, path=dest)
+sys.exit(1 if dl.download().errors else 0)
+"""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A named way to download a list; ``missing`` says why it cannot run here."""
+
+    name: str
+    peer: bool
+    missing: str = ""
+    concurrency: int = 1
+
+    def command(self, urls: Sequence[str], names: Sequence[str], work: Path) -> list[str]:
+        """The argv downloading ``urls`` into ``work/out`` (input files go in ``work``)."""
+        out = work / "out"
+        listing = work / "urls.txt"
+        listing.write_text("".join(u + "\n" for u in urls))
+        conc = str(self.concurrency)
+        if not self.peer:
+            engine = self.name.removeprefix("manyget ")
+            return [sys.executable, "-m", "manyget", "get", "-i", str(listing), "-d", str(out),
+                    "-q", "--engine", engine, "-j", conc, "--per-host", conc]  # fmt: skip
+        if self.name == "curl":
+            config = work / "curl.cfg"
+            pairs = zip(urls, names, strict=True)
+            lines = (f'url = "{url}"\noutput = "{out / name}"\n' for url, name in pairs)
+            config.write_text("".join(lines))
+            return ["curl", "--parallel", "--parallel-max", conc, "-s", "-K", str(config)]
+        if self.name == "wget2":
+            return ["wget2", "-q", "--no-config", f"--max-threads={conc}", "-P", str(out),
+                    "-i", str(listing)]  # fmt: skip
+        if self.name == "aria2c":
+            return ["aria2c", "-q", "-i", str(listing), "-d", str(out), "-j", conc,
+                    "--split=1", "--file-allocation=none", "--auto-file-renaming=false",
+                    "--console-log-level=error", "--summary-interval=0"]  # fmt: skip
+        if self.name == "parfive":
+            return [sys.executable, "-c", _PARFIVE, str(listing), str(out), conc]
+        raise ValueError(f"no command for {self.name!r}")
+
+    def at(self, concurrency: int) -> Contender:
+        """This contender running ``concurrency`` downloads at once."""
+        return dataclasses.replace(self, concurrency=concurrency)
+
+
+def engine_contender(engine: str) -> Contender:
+    return Contender(f"manyget {engine}", peer=False)
+
+
+def peer_contender(name: str) -> Contender:
+    if name == "parfive":
+        found = importlib.util.find_spec("parfive") is not None
+        missing = "" if found else "not importable (pip install parfive)"
+    else:
+        found = shutil.which(name) is not None
+        missing = "" if found else "not on PATH"
+    return Contender(name, peer=True, missing=missing)

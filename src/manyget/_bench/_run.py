@@ -1,0 +1,295 @@
+"""Running ``manyget bench``: servers, data, measured runs, verification.
+
+Theory of operation. For each scenario the bench generates its files once (into a tmpfs
+when there is one), starts one loopback server for the whole scenario (the embedded server
+in its own process, or a private nginx), then runs every contender strictly one at a time,
+rotating the order each round so that drift in the machine spreads evenly. A run is one
+whole process timed from spawn to exit. Its CPU is the machine's busy time over the run
+(from /proc/stat) less the server's own CPU (from /proc/PID/stat): the processes engine's
+workers are not the bench's children, so resource usage of children would miss them. That
+makes CPU figures honest only on an otherwise idle machine, so each run first waits
+(briefly, boundedly) for the machine to go quiet. After each run the output folder is
+checked file by file (name, size, SHA-256) and emptied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._contenders import Contender
+from ._nginx import PrivateNginx, proc_cpu_seconds
+from ._scenarios import Expected, Scenario, block_content, expected
+
+__all__ = ["Run", "ScenarioRuns", "cpu_busy_seconds", "run_scenario", "wait_quiet"]
+
+SERVER_START_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run of one contender."""
+
+    wall: float
+    cpu: float
+    exit_status: int
+    files: int  # files that match what was expected
+    nbytes: int  # bytes in those files
+    problem: str  # empty when the run left exactly the expected files
+
+    @property
+    def complete(self) -> bool:
+        return not self.problem
+
+
+@dataclass
+class ScenarioRuns:
+    """Everything measured for one scenario."""
+
+    scenario: Scenario
+    server: str
+    total_bytes: int
+    limit: float | None
+    limit_how: str
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # contender -> why it did not run
+    peers: set[str] = field(default_factory=set)
+
+
+def cpu_busy_seconds() -> float:
+    """The machine's busy CPU seconds so far, all cores, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(max_wait: float, busy_cores: float = 0.3, window: float = 0.25) -> None:
+    """Wait, at most ``max_wait`` seconds, for the machine to use under ``busy_cores``."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        before = cpu_busy_seconds()
+        time.sleep(window)
+        if (cpu_busy_seconds() - before) / window < busy_cores:
+            return
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+    pids: tuple[int, ...]  # whose CPU is the server's
+    name: str
+
+
+@contextlib.contextmanager
+def embedded_server(delay: float, data: Path | None) -> Iterator[Served]:
+    """``manyget serve`` in its own process, on a free loopback port."""
+    cmd = [sys.executable, "-m", "manyget", "serve", "--port", "0", "--delay", str(delay)]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, text=True
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            match = None
+            while match is None and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                log.seek(0)
+                match = re.search(r"http://\S+", log.read())
+            if match is None:
+                log.seek(0)
+                raise RuntimeError(f"the embedded server did not start: {log.read()[-500:]}")
+            yield Served(match.group(0), (proc.pid,), "embedded server (manyget serve)")
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@contextlib.contextmanager
+def nginx_server(data: Path) -> Iterator[Served]:
+    with PrivateNginx(data) as srv:
+        pids = (srv.worker_pid,) if srv.worker_pid else ()
+        yield Served(srv.base_url, pids, "nginx (1 worker, sendfile)")
+
+
+def write_files(scenario: Scenario, root: Path) -> None:
+    for i, (name, size) in enumerate(zip(scenario.names(), scenario.sizes, strict=True)):
+        (root / name).write_bytes(block_content(i, size))
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def verify(out: Path, want: Sequence[Expected]) -> tuple[int, int, str]:
+    """How many expected files ``out`` holds intact, their bytes, and what is wrong."""
+    good = nbytes = 0
+    wrong: list[str] = []
+    for item in want:
+        path = out / item.name
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            size = os.path.getsize(path)
+        except OSError:
+            continue
+        if size == item.size and digest == item.sha256:
+            good += 1
+            nbytes += size
+        else:
+            wrong.append(item.name)
+    problems = []
+    if good < len(want):
+        problems.append(f"{good}/{len(want)} files intact")
+    if wrong:
+        problems.append(f"{len(wrong)} with wrong content")
+    names = {item.name for item in want}
+    extra = sum(1 for entry in os.scandir(out) if entry.name not in names)
+    if extra:
+        problems.append(f"{extra} unexpected files")
+    return good, nbytes, ", ".join(problems)
+
+
+def run_once(
+    contender: Contender,
+    urls: Sequence[str],
+    want: Sequence[Expected],
+    served: Served,
+    tmp: Path,
+    timeout: float,
+) -> Run:
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=tmp))
+    try:
+        out = work / "out"
+        out.mkdir()
+        cmd = contender.command(urls, [w.name for w in want], work)
+        wait_quiet(3.0)
+        busy0 = cpu_busy_seconds()
+        server0 = sum(proc_cpu_seconds(pid) for pid in served.pids)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                check=False,
+            )
+            status, err = proc.returncode, proc.stderr.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            status, err = -1, f"timed out after {timeout:g} s"
+        wall = time.perf_counter() - start
+        server = sum(proc_cpu_seconds(pid) for pid in served.pids) - server0
+        cpu = max(0.0, cpu_busy_seconds() - busy0 - server)
+        good, nbytes, problem = verify(out, want)
+        if status != 0:
+            last = err.strip().splitlines()[-1:] or [""]
+            problem = "; ".join(p for p in (problem, f"exit {status} {last[0][:80]}") if p)
+        return Run(wall, cpu, status, good, nbytes, problem)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the limit
+
+
+def _read_discarding(url: str) -> int:
+    """GET ``url`` over a raw socket and throw the body away; the bytes read."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = f"GET {parts.path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    total = 0
+    view = memoryview(bytearray(1 << 20))
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(request.encode())
+        while n := sock.recv_into(view):
+            total += n
+    return total
+
+
+def probe_limit(urls: Sequence[str], concurrency: int, rounds: int) -> float:
+    """The fastest of ``rounds`` reads of every URL, bodies discarded, nothing written:
+    what loopback and the server allow before any downloader does its work."""
+    best = float("inf")
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            list(pool.map(_read_discarding, urls))
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+# --------------------------------------------------------------------------- a scenario
+
+
+def run_scenario(
+    scenario: Scenario,
+    contenders: Sequence[Contender],
+    *,
+    rounds: int,
+    use_nginx: bool,
+    tmp: Path,
+    timeout: float,
+    say: Callable[[str], None],
+) -> ScenarioRuns:
+    """Measure ``contenders`` on ``scenario``, ``rounds`` times each, one at a time."""
+    want = expected(scenario)
+    total = sum(w.size for w in want)
+    ready = [c.at(scenario.concurrency) for c in contenders if not c.missing]
+    with contextlib.ExitStack() as stack:
+        data = None
+        if not scenario.is_flags:
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp)))
+            say(f"{scenario.name}: writing {len(want):,} files to serve")
+            write_files(scenario, data)
+        if use_nginx and scenario.nginx_ok and data is not None:
+            served = stack.enter_context(nginx_server(data))
+        else:
+            served = stack.enter_context(embedded_server(scenario.delay, data))
+        urls = [served.base_url + path for path in scenario.paths()]
+        limit, how = scenario.limit(), "latency rounds"
+        if limit is None and scenario.sizes and min(scenario.sizes) >= (1 << 20):
+            limit = probe_limit(urls, scenario.concurrency, rounds=max(3, rounds))
+            how = "fastest raw read, bodies discarded"
+        if limit is None:
+            how = ""
+        result = ScenarioRuns(scenario, served.name, total, limit, how)
+        result.missing = {c.name: c.missing for c in contenders if c.missing}
+        result.peers = {c.name for c in contenders if c.peer}
+        for c in ready:
+            result.runs[c.name] = []
+        for r in range(rounds):
+            order = ready[r % len(ready) :] + ready[: r % len(ready)] if ready else []
+            for contender in order:
+                run = run_once(contender, urls, want, served, tmp, timeout)
+                result.runs[contender.name].append(run)
+                mark = "" if run.complete else f"  INCOMPLETE: {run.problem}"
+                say(
+                    f"{scenario.name} round {r + 1}/{rounds}: {contender.name:<18} "
+                    f"{run.wall:7.2f} s  cpu {run.cpu:6.2f} s{mark}"
+                )
+    return result

@@ -1,0 +1,156 @@
+"""`manyget bench`: it runs, verifies every file, marks incomplete runs, and draws a plot.
+
+The benchmark itself is not run here (its figures mean nothing on a busy CI machine); the
+`tiny` scenario keeps the command, its servers and its outside-tool runners working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from manyget._bench import SCENARIOS, rows, table
+from manyget._bench._run import Run, ScenarioRuns, verify
+from manyget._bench._scenarios import Expected, block_content, expected
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def bench(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "manyget", "bench", "--tmp", str(tmp), *args],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+
+
+def test_tiny_scenario_runs_engines_and_a_peer(tmp_path: Path) -> None:
+    """Each engine and curl download the tiny scenario completely, verified, in JSON."""
+    proc = bench(
+        "--scenario", "tiny", "--engines", "multi,threads", "--against", "curl,parfive",
+        "--runs", "2", "--json", tmp=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    (scenario,) = doc["scenarios"]
+    assert scenario["name"] == "tiny"
+    assert scenario["files"] == 24
+    ran = scenario["runs"]
+    for name in ("manyget multi", "manyget threads"):
+        assert len(ran[name]) == 2
+        assert all(r["complete"] and r["files"] == 24 for r in ran[name])
+        assert all(r["nbytes"] == scenario["bytes"] for r in ran[name])
+    for peer in ("curl", "parfive"):  # ran and complete, or listed with the reason it did not
+        if peer in ran:
+            assert all(r["complete"] for r in ran[peer]), ran[peer]
+        else:
+            assert scenario["not_run"][peer]
+    assert "tiny round 2/2: manyget multi" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # served files and downloads are cleaned up
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+                    reason="nginx is not installed")  # fmt: skip
+def test_tiny_scenario_from_nginx_as_a_table(tmp_path: Path) -> None:
+    """--nginx serves the generated files; the table names the server and every contender."""
+    proc = bench(
+        "--scenario", "tiny", "--engines", "multi", "--against", "none", "--runs", "1",
+        "--nginx", tmp=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "from the nginx (1 worker, sendfile)" in proc.stdout
+    assert "| manyget multi |" in proc.stdout
+    assert "INCOMPLETE" not in proc.stdout
+
+
+def test_plot_is_a_png(tmp_path: Path) -> None:
+    """--plot writes a PNG picture of the results."""
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "bench.png"
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = bench(
+        "--scenario", "tiny", "--engines", "multi", "--against", "none", "--runs", "1",
+        "--plot", str(picture), tmp=work,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert picture.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "S9"], "unknown scenario 'S9'"),
+        (["--engines", "turbo"], "unknown engine 'turbo'"),
+        (["--against", "lynx"], "unknown tool 'lynx'"),
+        (["--runs", "0"], "must be >= 1"),
+    ],
+)
+def test_bad_choices_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    """A bad scenario, engine, tool or count fails with exit 2 before anything runs."""
+    proc = bench(*args, tmp=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_finds_missing_corrupt_and_extra_files(tmp_path: Path) -> None:
+    """Verification checks every expected file's bytes and notices strays."""
+    want = expected(SCENARIOS["tiny"])
+    for i, item in enumerate(want):
+        (tmp_path / item.name).write_bytes(block_content(i, item.size))
+    total = sum(w.size for w in want)
+    assert verify(tmp_path, want) == (24, total, "")
+    (tmp_path / want[0].name).unlink()
+    body = bytearray((tmp_path / want[1].name).read_bytes())
+    body[-1] ^= 1  # same size, one bit off
+    (tmp_path / want[1].name).write_bytes(body)
+    (tmp_path / ".f000002.bin.part").write_bytes(b"x")
+    good, nbytes, problem = verify(tmp_path, want)
+    assert good == 22
+    assert nbytes == total - want[0].size - want[1].size
+    assert problem == "22/24 files intact, 1 with wrong content, 1 unexpected files"
+
+
+def test_scenarios_expect_what_the_server_serves() -> None:
+    """Expected digests are those of the generated files and of the served flags."""
+    tiny = expected(SCENARIOS["tiny"])
+    assert tiny[3] == Expected(
+        "f000003.bin",
+        SCENARIOS["tiny"].sizes[3],
+        hashlib.sha256(block_content(3, SCENARIOS["tiny"].sizes[3])).hexdigest(),
+    )
+    s1 = SCENARIOS["S1"]
+    assert s1.files == 194
+    assert s1.limit() == pytest.approx(0.4)  # 4 rounds of 64 at 0.1 s
+    assert SCENARIOS["S1@20"].limit() == pytest.approx(1.0)
+    assert SCENARIOS["BOOK"].limit() == pytest.approx(0.5)
+    assert SCENARIOS["S2"].limit() is None
+    assert len({w.sha256 for w in expected(SCENARIOS["S1"])}) == 194
+
+
+def test_incomplete_runs_are_marked_not_hidden() -> None:
+    """A contender that missed files keeps its row, marked, and is no peer baseline."""
+    sr = ScenarioRuns(SCENARIOS["tiny"], "test", 1000, None, "")
+    sr.peers = {"curl", "wget2"}
+    sr.runs = {
+        "manyget multi": [Run(1.0, 0.5, 0, 24, 1000, "")],
+        "curl": [Run(0.5, 0.2, 0, 20, 900, "20/24 files intact")],
+        "wget2": [Run(2.0, 0.4, 0, 24, 1000, "")],
+    }
+    by_name = {row.name: row for row in rows(sr)}
+    assert by_name["curl"].incomplete == 1
+    assert by_name["manyget multi"].to_best_peer == pytest.approx(0.5)  # against wget2
+    text = table([sr])
+    assert "| curl | 0.50 (0.50-0.50) |" in text
+    assert "INCOMPLETE in 1 of 1 runs" in text
