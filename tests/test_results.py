@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -18,6 +20,26 @@ def test_public_api_is_sorted_and_complete() -> None:
     assert manyget.__all__ == sorted(manyget.__all__)
     public = {name for name in dir(manyget) if not name.startswith("_")}
     assert public == set(manyget.__all__) - {"__version__"}
+
+
+def test_import_and_help_load_no_http_client() -> None:
+    """`import manyget` and `manyget --help` stay quick: no client, asyncio or engine."""
+    heavy = ["pycurl", "aiohttp", "asyncio", "tqdm", "manyget._fetch", "manyget._api"]
+    probe = (
+        "import sys, runpy\n"
+        "import manyget\n"
+        "assert manyget.Status.OK.value == 'ok'  # lazy names still resolve\n"
+        "sys.argv = ['manyget', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('manyget', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "[]"
 
 
 def test_tally_counts_like_the_book() -> None:

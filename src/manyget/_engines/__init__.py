@@ -11,17 +11,21 @@ fast.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
-from typing import TypeAlias
+from typing import TYPE_CHECKING
 
 from .._exceptions import EngineError, EngineUnavailable
-from .._hosts import HostGate
-from .._policy import Settings
-from .._results import Result
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "EngineRun", "get_engine"]
+if TYPE_CHECKING:  # only types: the command line imports this module for engine names
+    from collections.abc import Callable, Iterator
+    from typing import TypeAlias
 
-EngineRun: TypeAlias = Callable[[HostGate, Settings, int], Iterator[Result]]
+    from .._hosts import HostGate
+    from .._policy import Settings
+    from .._results import Result
+
+    EngineRun: TypeAlias = Callable[[HostGate, Settings, int], Iterator[Result]]
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "get_engine"]
 
 # name -> (module, what to install when its import fails)
 ENGINES: dict[str, tuple[str, str]] = {
