@@ -8,7 +8,6 @@ decision and tests can check it directly.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import re
 from collections.abc import Sequence
@@ -121,6 +120,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if text.isdigit():
         return float(text)
     try:
+        import email.utils  # rare: only for a Retry-After given as a date
+
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
