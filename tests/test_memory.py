@@ -1,13 +1,18 @@
-"""A generator of 200,000 URLs keeps peak memory flat (real server, real files on tmpfs)."""
+"""Long URL lists: memory stays flat, and downloads start before the list is read."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+
+from manyget import iter_download
+from manyget._server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +40,63 @@ def test_200k_url_generator_keeps_memory_flat() -> None:
     assert match, proc.stdout + proc.stderr
     assert float(match.group(1)) <= 32
     assert proc.returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_first_result_before_the_urls_are_read(server: Server, tmp_path: Path) -> None:
+    """iter_download yields its first result having read a window of the URLs, not all."""
+    total = 100_000
+    consumed = 0
+
+    def urls() -> Iterator[str]:
+        nonlocal consumed
+        for i in range(total):
+            consumed += 1
+            yield f"{server.url}/bytes/16?i={i}"
+
+    results = iter_download(urls(), tmp_path, concurrency=4)
+    assert isinstance(results, Generator)
+    try:
+        first = next(results)
+    finally:
+        results.close()
+    assert first.ok, first.error
+    assert consumed < 2048  # the engine's window and the host gate's look-ahead at most
+
+
+@pytest.mark.timeout(60)
+def test_get_downloads_while_its_list_is_still_arriving(server: Server, tmp_path: Path) -> None:
+    """`get -i -` fetches the lines it has while stdin is still open (no read to the end).
+
+    The engine reads the next line when a slot frees up, so it stalls while the input has
+    no line to give; hence 20 lines for 4 slots before the pause.
+    """
+    command = [sys.executable, "-m", "manyget", "get", "-i", "-", "-d", str(tmp_path), "-q"]
+    proc = subprocess.Popen(
+        [*command, "-j", "4", "--per-host", "4"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    lines = [f"{server.url}/bytes/16?i={i}\n" for i in range(30)]
+    try:
+        proc.stdin.write("".join(lines[:20]))
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30  # a liveness bound, not a speed target
+        while len(list(tmp_path.iterdir())) < 10:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "nothing downloaded while stdin was open"
+            time.sleep(0.05)
+        proc.stdin.write("".join(lines[20:]))
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("16")]) == 30
