@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._jobs import Job, disposition_name, url_tag, with_suffix
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFetcher", "Fetcher", "Transfer", "conclude", "preflight"]
 
 _NOT_FOUND = frozenset({404, 410})
+Field = Callable[[str], "str | None"]  # a response header by its lower-case name
 _LARGE_READ = 1 << 20
 _SIDECAR_FROM = 1 << 20  # bodies larger than this get a sidecar as soon as they start
 
@@ -65,7 +66,8 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
     """
     if job.problem is not None:
         return Result(job.url, None, Status.ERROR, None, 0, 0.0, 0, job.problem)
-    complete = not settings.overwrite and os.path.isfile(path)
+    # access() answers the usual "not there" without raising; isfile() confirms the rest.
+    complete = not settings.overwrite and os.access(path, os.F_OK) and os.path.isfile(path)
     if complete and (job.sha256 is None or _sha256_of(path) == job.sha256):
         return Result(job.url, path, Status.SKIPPED, None, 0, 0.0, 0)
     return None
@@ -99,19 +101,30 @@ class _Part:
     The sidecar ``.NAME.part.json`` remembers the URL and the validators of the response
     the bytes came from, so a later attempt or run can ask for the rest. The partial file
     is locked (``flock``) while written: two processes never interleave bytes in it.
+
+    A sidecar is only ever removed before its partial file (``drop``, ``publish``), so
+    manyget itself never leaves a sidecar without a partial file; that is why a fresh
+    partial file (``O_EXCL`` succeeded) needs no ``unlink`` of a sidecar when published.
     """
 
-    __slots__ = ("fd", "final", "meta", "tmp")
+    __slots__ = ("fd", "final", "sidecar", "tmp")
 
-    def __init__(self, dest: str, name: str) -> None:
-        # Plain strings, not pathlib: this runs once per file and pathlib interns names.
-        self.final = os.path.join(dest, name)
-        self.tmp = os.path.join(dest, f".{name}.part")
-        self.meta = self.tmp + ".json"
+    def __init__(self, prefix: str, name: str) -> None:
+        # ``prefix`` is the destination with its trailing separator: plain strings, not
+        # pathlib or os.path.join, as this runs once per file.
+        self.final = prefix + name
+        self.tmp = f"{prefix}.{name}.part"
         self.fd = -1
+        self.sidecar = True  # a sidecar may exist: unlink it when done
+
+    @property
+    def meta(self) -> str:
+        return self.tmp + ".json"
 
     def saved(self, url: str) -> tuple[int, Saved] | None:
         """The size of a resumable partial file for ``url`` and what its sidecar says."""
+        if not os.access(self.tmp, os.F_OK):  # the usual case, answered without an exception
+            return None
         try:
             size = os.stat(self.tmp).st_size
             with open(self.meta, encoding="utf-8") as f:
@@ -125,24 +138,42 @@ class _Part:
 
     def open(self, offset: int) -> None:
         """Open for writing at ``offset`` (0: from scratch), holding the lock."""
-        # O_NOFOLLOW: a symlink planted in the destination is never written through.
+        # O_NOFOLLOW: a symlink planted in the destination is never written through
+        # (O_EXCL never follows one either).
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        if not offset:
+            try:
+                fd = os.open(self.tmp, flags | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                # New and empty: nothing to truncate or seek, no sidecar of ours to remove.
+                # The lock still matters: another process may open the file now.
+                self._lock(fd)
+                self.fd = fd
+                self.sidecar = False
+                return
         fd = os.open(self.tmp, flags, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise Busy(self.final) from None
+        self._lock(fd)
         if offset and os.fstat(fd).st_size < offset:
             offset = 0  # changed under us: start over rather than leave a hole
         os.ftruncate(fd, offset)
         os.lseek(fd, offset, os.SEEK_SET)
         self.fd = fd
 
+    def _lock(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Busy(self.final) from None
+
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        written = os.write(self.fd, data)
+        if written < len(data):  # rare for files; loop until everything is stored
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self.fd, view) :]
 
     def remember(self, saved: Saved) -> None:
         """Write the sidecar that makes the partial file resumable."""
@@ -152,6 +183,7 @@ class _Part:
             "last_modified": saved.last_modified,
             "length": saved.length,
         }
+        self.sidecar = True
         with open(self.meta, "w", encoding="utf-8") as f:
             json.dump(record, f)
 
@@ -160,12 +192,18 @@ class _Part:
             os.close(self.fd)
             self.fd = -1
 
+    def _forget(self) -> None:
+        """Remove the sidecar (first: never leave a sidecar without its partial file)."""
+        if self.sidecar:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.meta)
+            self.sidecar = False
+
     def publish(self) -> None:
-        """Rename the complete file onto its final name, then forget the sidecar."""
+        """Rename the complete file onto its final name, forgetting the sidecar first."""
         self._close()
+        self._forget()
         os.replace(self.tmp, self.final)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.meta)
 
     def publish_as(self, name: str, url: str) -> str:
         """Publish under a server-chosen ``name`` without ever replacing another file.
@@ -182,9 +220,8 @@ class _Part:
                 os.link(self.tmp, target)
             except FileExistsError:
                 continue
+            self._forget()
             os.unlink(self.tmp)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.meta)
             return target
         raise FileExistsError(f"no free name for {name!r} in {directory}")
 
@@ -200,9 +237,10 @@ class _Part:
 
     def drop(self) -> None:
         self._close()
-        for path in (self.tmp, self.meta):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        self.sidecar = True  # whatever we know, make sure no sidecar outlives the file
+        self._forget()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
 
 
 class Body:
@@ -216,11 +254,10 @@ class Body:
 
     __slots__ = (
         "_disposition",
-        "_etag",
+        "_field",
         "_length",
         "_local",
         "_max",
-        "_modified",
         "_part",
         "_rename",
         "_saved",
@@ -233,7 +270,7 @@ class Body:
 
     def __init__(
         self,
-        dest: str,
+        prefix: str,
         job: Job,
         *,
         resume: bool,
@@ -245,7 +282,7 @@ class Body:
         self._rename: str | None = None
         self._sha256 = job.sha256
         self._max = max_size
-        self._part = _Part(dest, job.name)
+        self._part = _Part(prefix, job.name)
         found = self._part.saved(job.url) if resume else None
         self.offset: int = 0
         self._saved: Saved | None = None
@@ -254,8 +291,7 @@ class Body:
         self._verdict = ""
         self._local = ""
         self.kept = 0
-        self._etag: str | None = None
-        self._modified: str | None = None
+        self._field: Field | None = None
         self._length: int | None = None
 
     @property
@@ -268,23 +304,23 @@ class Body:
             return []
         return [("Range", f"bytes={self.offset}-"), ("If-Range", self._saved.validator)]
 
-    def start(
-        self,
-        status: int,
-        *,
-        etag: str | None,
-        modified: str | None,
-        content_range: str | None,
-        length: int | None,
-        disposition: str | None = None,
-    ) -> bool:
-        """Prepare for a 2xx body; False means stop this transfer (see ``finish``)."""
-        self._etag, self._modified = etag, modified
+    def start(self, status: int, length: int | None, field: Field) -> bool:
+        """Prepare for a 2xx body; False means stop this transfer (see ``finish``).
+
+        ``field(name)`` reads a header of the response by its lower-case name: only the
+        headers a decision needs are ever looked at.
+        """
+        self._field = field
         if self._disposition:
-            wanted = disposition_name(disposition)
+            wanted = disposition_name(field("content-disposition"))
             if wanted and wanted != os.path.basename(self._part.final):
                 self._rename = wanted
-        decision = resume_decision(self.offset, self._saved, status, content_range, etag)
+        if status == 200:
+            decision = "fresh"  # resume_decision's answer to any 200, without the lookups
+        else:
+            decision = resume_decision(
+                self.offset, self._saved, status, field("content-range"), field("etag")
+            )
         if decision not in ("fresh", "append"):
             self._verdict = decision
             return False
@@ -332,7 +368,10 @@ class Body:
         return True
 
     def _memo(self) -> Saved:
-        return Saved(self.url, self._etag, self._modified, self._length)
+        field = self._field
+        if field is None:
+            return Saved(self.url, None, None, self._length)
+        return Saved(self.url, field("etag"), field("last-modified"), self._length)
 
     def finish(
         self,
@@ -367,7 +406,7 @@ class Body:
         if status is None or not 200 <= status < 300:
             return Attempt(status, retry_after=retry_after)
         if verdict == "" and not self.start(
-            status, etag=None, modified=None, content_range=None, length=0
+            status, 0, _no_field
         ):  # a 2xx with no body at all: the file is empty
             return self.finish(status)
         return self._publish(status, self.offset + self.kept)
@@ -442,9 +481,10 @@ class Transfer:
 
     __slots__ = (
         "_body",
-        "_dest",
-        "_headers",
+        "_head",
         "_lines",
+        "_low",
+        "_prefix",
         "_ranged",
         "_secure",
         "_status",
@@ -466,11 +506,12 @@ class Transfer:
 
             self.curl.setopt(pycurl.NOPROGRESS, 0)
             self.curl.setopt(pycurl.XFERINFOFUNCTION, lambda *_: 1 if abort.is_set() else 0)
-        self._dest = os.fspath(settings.dest)
+        self._prefix = os.path.join(settings.dest, "")
         self.job: Job | None = None
         self._body: Body | None = None
         self._status = 0
-        self._headers: dict[bytes, str] = {}
+        self._head = b""  # the head of the last response read: status line and fields
+        self._low: bytes | None = None  # the same in lower case, made when first needed
         self._ranged = False  # the handle currently sends Range/If-Range headers
         self._secure = False  # the handle currently follows redirects to https only
 
@@ -478,7 +519,7 @@ class Transfer:
         self.curl.close()
 
     def path(self, job: Job) -> str:
-        return os.path.join(self._dest, job.name)
+        return self._prefix + job.name
 
     def begin(self, job: Job) -> None:
         import pycurl
@@ -486,14 +527,13 @@ class Transfer:
         self.job = job
         settings = self.settings
         body = self._body = Body(
-            self._dest,
+            self._prefix,
             job,
             resume=not settings.overwrite,
             max_size=settings.max_size,
             disposition=settings.content_disposition,
         )
         self._status = 0
-        self._headers = {}
         self._lines.clear()
         extra = body.request_headers()
         curl = self.curl
@@ -510,45 +550,40 @@ class Transfer:
             self._ranged = bool(extra)
 
     def _read_head(self) -> int:
-        """Status and kept headers of the last response whose head has arrived."""
-        lines = self._lines
-        start = 0
-        for i in range(len(lines) - 1, -1, -1):  # redirects come first: the last head wins
-            if lines[i][:5] == b"HTTP/":
-                start = i
-                break
-        else:
+        """Status of the last response whose head has arrived; its fields for ``_field``."""
+        head = b"".join(self._lines)
+        # Redirects and 1xx heads come first: the last status line wins. A field line
+        # never holds a newline, so "\nHTTP/" can only start a status line.
+        start = head.rfind(b"\nHTTP/") + 1
+        if start == 0 and head[:5] != b"HTTP/":
             return 0
-        fields = lines[start].split(None, 2)
+        head = head[start:]
+        fields = head[: head.find(b"\n")].split(None, 2)
         status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
-        headers: dict[bytes, str] = {}
-        for line in lines[start + 1 :]:
-            name, sep, value = line.partition(b":")
-            if sep:
-                key = name.strip().lower()
-                if key in _KEPT_HEADERS:
-                    headers[key] = value.decode("latin-1").strip()
-        self._status, self._headers = status, headers
+        self._status, self._head, self._low = status, head, None
         return status
 
+    def _field(self, name: str) -> str | None:
+        """The value of header ``name`` (lower case) in the head read last; the last wins."""
+        low = self._low
+        if low is None:
+            low = self._low = self._head.lower()  # ASCII only: offsets stay the same
+        key = f"\n{name}:".encode()
+        at = low.rfind(key)
+        if at < 0:
+            return None
+        at += len(key)
+        end = low.find(b"\n", at)
+        return self._head[at : end if end >= 0 else len(low)].decode("latin-1").strip()
+
     def _write(self, data: bytes) -> int | None:
-        status = self._status or self._read_head()
-        if not 200 <= status < 300:
-            return None  # an error page: read and dropped, never saved
         body = self._body
         assert body is not None
         if not body.started:
-            headers = self._headers
-            length = headers.get(b"content-length")
-            started = body.start(
-                self._status,
-                etag=headers.get(b"etag"),
-                modified=headers.get(b"last-modified"),
-                content_range=headers.get(b"content-range"),
-                length=int(length) if length and length.isdigit() else None,
-                disposition=headers.get(b"content-disposition"),
-            )
-            if not started:
+            status = self._status or self._read_head()
+            if not 200 <= status < 300:
+                return None  # an error page: read and dropped, never saved
+            if not body.start(status, _length(self._field("content-length")), self._field):
                 return 0  # libcurl stops the transfer: Body.finish says why
         return None if body.write(data) else 0
 
@@ -563,34 +598,27 @@ class Transfer:
         if code != self._status:
             self._read_head()  # no body byte arrived for the final response
         if code == 416 and errno == 0:
-            headers = self._headers
-            body.start(
-                416,
-                etag=headers.get(b"etag"),
-                modified=headers.get(b"last-modified"),
-                content_range=headers.get(b"content-range"),
-                length=None,
-            )
+            body.start(416, None, self._field)
         if errno:
             return body.finish(
                 code, error=message or f"libcurl error {errno}", kind=_curl_kind(self.curl, errno)
             )
-        retry_after = parse_retry_after(self._headers.get(b"retry-after"), time.time())
-        return body.finish(code, retry_after=retry_after)
+        if code is not None and code >= 400:
+            retry_after = parse_retry_after(self._field("retry-after"), time.time())
+            return body.finish(code, retry_after=retry_after)
+        return body.finish(code)
 
 
 _BASE_HEADERS = ["Accept-Encoding: identity"]
 _HTTP_AND_HTTPS = (1 << 0) | (1 << 1)  # CURLPROTO_HTTP | CURLPROTO_HTTPS
-_KEPT_HEADERS = frozenset(
-    {
-        b"etag",
-        b"last-modified",
-        b"content-range",
-        b"content-length",
-        b"retry-after",
-        b"content-disposition",
-    }
-)
+
+
+def _length(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _no_field(name: str) -> None:
+    return None
 
 
 def _curl_kind(curl: Any, errno: int) -> str:
@@ -677,7 +705,7 @@ class AsyncFetcher:
 
         self._aiohttp = aiohttp
         self.settings = settings
-        self._dest = os.fspath(settings.dest)
+        self._prefix = os.path.join(settings.dest, "")
         timeouts = settings.timeouts
         ssl_context: Any = True
         if settings.ca_file is not None:
@@ -711,7 +739,7 @@ class AsyncFetcher:
 
     async def afetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
-        path = os.path.join(self._dest, job.name)
+        path = self._prefix + job.name
         early = preflight(job, path, self.settings)
         if early is not None:
             return early
@@ -728,7 +756,7 @@ class AsyncFetcher:
         aiohttp = self._aiohttp
         settings = self.settings
         body = Body(
-            self._dest,
+            self._prefix,
             job,
             resume=not settings.overwrite,
             max_size=settings.max_size,
@@ -743,17 +771,9 @@ class AsyncFetcher:
             ) as resp:
                 code = resp.status
                 headers = resp.headers
-                if code == 416 or 200 <= code < 300:
-                    started = body.start(
-                        code,
-                        etag=headers.get("ETag"),
-                        modified=headers.get("Last-Modified"),
-                        content_range=headers.get("Content-Range"),
-                        length=resp.content_length,
-                        disposition=headers.get("Content-Disposition"),
-                    )
-                    if started:
-                        await _stream(resp, body, settings.timeouts)
+                started = code == 416 or 200 <= code < 300
+                if started and body.start(code, resp.content_length, headers.get):
+                    await _stream(resp, body, settings.timeouts)
                 retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
             return body.finish(code, retry_after=retry_after)
         except DowngradeRefused as exc:

@@ -44,7 +44,7 @@ class MultiLoop:
         # curl handle -> (transfer, earlier attempts, start time of the first attempt)
         self._active: dict[Any, tuple[Transfer, list[Attempt], float]] = {}
         self._waiting: list[tuple[float, int, Job, list[Attempt], float]] = []
-        self._dest = os.fspath(settings.dest)
+        self._prefix = os.path.join(settings.dest, "")
         self._order = itertools.count()
 
     @property
@@ -58,7 +58,7 @@ class MultiLoop:
 
     def add(self, job: Job) -> Result | None:
         """Start ``job``; one that needs no request (bad URL, complete file) is answered."""
-        early = preflight(job, os.path.join(self._dest, job.name), self.settings)
+        early = preflight(job, self._prefix + job.name, self.settings)
         if early is not None:
             return early
         self._start(job, [], time.monotonic())
