@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Executor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._engines import DEFAULT_ENGINE, get_engine
-from ._engines._window import run_executor
 from ._exceptions import DestinationError, DiskFull, UsageError
 from ._hosts import HostGate
 from ._jobs import Job, plan
 from ._policy import RetryPolicy, Settings, Timeouts
 from ._progress import Bar, Observer
 from ._results import Report, Result, Tally
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -183,6 +185,8 @@ def run_jobs(
         raise UsageError(f"per_host must be >= 1, got {per_host}")
     gate = HostGate(jobs, per_host, lookahead=max(1024, 16 * concurrency))
     if executor is not None:
+        from ._engines._window import run_executor  # concurrent.futures: only when asked
+
         results = run_executor(executor, gate, settings, window=2 * concurrency)
     else:
         assert run is not None

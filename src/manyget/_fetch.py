@@ -16,13 +16,10 @@ judges the answer). Whether to try again, and after how long, is
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
 import hashlib
-import http
-import json
 import os
 import threading
 import time
@@ -35,6 +32,9 @@ from ._results import Attempt, Result, Status
 
 if TYPE_CHECKING:
     import aiohttp
+
+# asyncio, http and json are imported where used: `manyget get` with a libcurl engine never
+# needs them, and they are a good part of the start-up time of a short run.
 
 __all__ = ["AsyncFetcher", "Fetcher", "Transfer", "conclude", "preflight"]
 
@@ -84,6 +84,8 @@ def _sha256_of(path: str) -> str:
 def _http_error(code: int | None) -> str:
     if code is None:
         return "no response"
+    import http
+
     try:
         phrase = http.HTTPStatus(code).phrase
     except ValueError:
@@ -125,6 +127,8 @@ class _Part:
         """The size of a resumable partial file for ``url`` and what its sidecar says."""
         if not os.access(self.tmp, os.F_OK):  # the usual case, answered without an exception
             return None
+        import json
+
         try:
             size = os.stat(self.tmp).st_size
             with open(self.meta, encoding="utf-8") as f:
@@ -183,6 +187,8 @@ class _Part:
             "last_modified": saved.last_modified,
             "length": saved.length,
         }
+        import json
+
         self.sidecar = True
         with open(self.meta, "w", encoding="utf-8") as f:
             json.dump(record, f)
@@ -739,6 +745,8 @@ class AsyncFetcher:
 
     async def afetch(self, job: Job) -> Result:
         """Download ``job`` (retrying as the policy allows) and return its result."""
+        import asyncio
+
         path = self._prefix + job.name
         early = preflight(job, path, self.settings)
         if early is not None:
@@ -753,6 +761,8 @@ class AsyncFetcher:
             await asyncio.sleep(delay)
 
     async def _aattempt(self, job: Job) -> Attempt:
+        import asyncio
+
         aiohttp = self._aiohttp
         settings = self.settings
         body = Body(
