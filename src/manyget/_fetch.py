@@ -442,7 +442,23 @@ class Body:
 # --------------------------------------------------------------------------- libcurl
 
 
-def _new_curl(settings: Settings, header: object, write: object) -> Any:
+def read_size(concurrency: int) -> int:
+    """libcurl's read buffer for each of ``concurrency`` transfers.
+
+    Big reads make big files fast (fewer, larger writes to the file: 10 MiB reads moved
+    4 x 128 MiB about 20 % faster than 1 MiB ones), and cost nothing for small files, as
+    only the bytes received are ever touched. A budget of 64 MiB across the transfers
+    keeps the worst case (every transfer's buffer full at once) bounded.
+    """
+    return max(_MIN_READ, min(_MAX_READ, _READ_BUDGET // max(1, concurrency)))
+
+
+_MIN_READ = 1 << 20
+_MAX_READ = 10 << 20  # libcurl's maximum; older versions clamp it to theirs
+_READ_BUDGET = 64 << 20
+
+
+def _new_curl(settings: Settings, header: object, write: object, read: int) -> Any:
     import pycurl
 
     curl = pycurl.Curl()
@@ -457,9 +473,9 @@ def _new_curl(settings: Settings, header: object, write: object) -> Any:
     curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
     curl.setopt(pycurl.USERAGENT, settings.user_agent)
     curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS)
-    # 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at no cost on
-    # small ones (docs/benchmarks.md).
-    curl.setopt(pycurl.BUFFERSIZE, 1 << 20)
+    # At least 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at
+    # no cost on small ones (docs/benchmarks.md).
+    curl.setopt(pycurl.BUFFERSIZE, read)
     if settings.ca_file is not None:
         curl.setopt(pycurl.CAINFO, settings.ca_file)
     curl.setopt(pycurl.HEADERFUNCTION, header)
@@ -499,12 +515,14 @@ class Transfer:
         "settings",
     )
 
-    def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
+    def __init__(
+        self, settings: Settings, abort: threading.Event | None = None, *, read: int = _MIN_READ
+    ) -> None:
         self.settings = settings
         # Header lines are collected by list.append, called from C with no Python frame,
         # and read once per response at its first body byte (or at its end).
         self._lines: list[bytes] = []
-        self.curl = _new_curl(settings, self._lines.append, self._write)
+        self.curl = _new_curl(settings, self._lines.append, self._write, read)
         if abort is not None:
             # Lets another thread stop a blocking perform(): libcurl calls this at least
             # once a second and aborts the transfer when it returns non-zero.

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._fetch import Transfer, conclude, preflight
+from .._fetch import Transfer, conclude, preflight, read_size
 from .._hosts import WAIT, HostGate
 from .._jobs import Job
 from .._policy import Settings
@@ -46,6 +46,7 @@ class MultiLoop:
         self._waiting: list[tuple[float, int, Job, list[Attempt], float]] = []
         self._prefix = os.path.join(settings.dest, "")
         self._order = itertools.count()
+        self._read = read_size(capacity)
 
     @property
     def load(self) -> int:
@@ -68,7 +69,7 @@ class MultiLoop:
         if self._spare:
             transfer = self._spare.pop()
         else:
-            transfer = Transfer(self.settings)
+            transfer = Transfer(self.settings, read=self._read)
             self._handles.append(transfer)
         transfer.begin(job)
         self._active[transfer.curl] = (transfer, history, started)
