@@ -389,6 +389,8 @@ class Body:
     ) -> Attempt:
         """End the attempt; ``error`` and ``kind`` describe a transport failure."""
         verdict = self._verdict
+        if verdict == "open" and error is None and status is not None and 200 <= status < 300:
+            return self._publish(status, self.offset + self.kept)  # the usual end, first
         part = self._part
         if verdict == "busy":
             return Attempt(status, 0, f"busy: another process is writing {part.final}", "fatal")
@@ -503,13 +505,18 @@ class Transfer:
 
     __slots__ = (
         "_body",
+        "_code_info",
+        "_disposition",
         "_head",
         "_lines",
         "_low",
+        "_max",
         "_prefix",
         "_ranged",
+        "_resume",
         "_secure",
         "_status",
+        "_url_option",
         "curl",
         "job",
         "settings",
@@ -538,6 +545,13 @@ class Transfer:
         self._low: bytes | None = None  # the same in lower case, made when first needed
         self._ranged = False  # the handle currently sends Range/If-Range headers
         self._secure = False  # the handle currently follows redirects to https only
+        self._resume = not settings.overwrite
+        self._max = settings.max_size
+        import pycurl  # once per handle, not per file
+
+        self._url_option = pycurl.URL
+        self._code_info = pycurl.RESPONSE_CODE
+        self._disposition = settings.content_disposition
 
     def close(self) -> None:
         self.curl.close()
@@ -546,30 +560,32 @@ class Transfer:
         return self._prefix + job.name
 
     def begin(self, job: Job) -> None:
-        import pycurl
-
+        """Point the handle at ``job``, setting only the options that change."""
         self.job = job
-        settings = self.settings
         body = self._body = Body(
             self._prefix,
             job,
-            resume=not settings.overwrite,
-            max_size=settings.max_size,
-            disposition=settings.content_disposition,
+            resume=self._resume,
+            max_size=self._max,
+            disposition=self._disposition,
         )
         self._status = 0
         self._lines.clear()
-        extra = body.request_headers()
         curl = self.curl
-        curl.setopt(pycurl.URL, job.url)
+        curl.setopt(self._url_option, job.url)
         secure = job.url[:6].lower() == "https:"
         if secure != self._secure:
+            import pycurl
+
             # From an https URL, redirects may only go to https unless downgrades are allowed.
-            only_https = secure and not settings.allow_downgrade
+            only_https = secure and not self.settings.allow_downgrade
             protocols = pycurl.PROTO_HTTPS if only_https else _HTTP_AND_HTTPS
             curl.setopt(pycurl.REDIR_PROTOCOLS, protocols)
             self._secure = secure
-        if extra or self._ranged:
+        if body.offset or self._ranged:
+            import pycurl
+
+            extra = body.request_headers()
             curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS + [f"{k}: {v}" for k, v in extra])
             self._ranged = bool(extra)
 
@@ -613,12 +629,10 @@ class Transfer:
 
     def end(self, errno: int = 0, message: str = "") -> Attempt:
         """Finish the attempt: publish the file, keep it for a resume, or drop it."""
-        import pycurl
-
         body = self._body
         assert body is not None
         self._body = None
-        code = self.curl.getinfo(pycurl.RESPONSE_CODE) or None
+        code = self.curl.getinfo(self._code_info) or None
         if code != self._status:
             self._read_head()  # no body byte arrived for the final response
         if code == 416 and errno == 0:

@@ -112,9 +112,10 @@ class MultiLoop:
         self._multi.remove_handle(curl)
         job = transfer.job
         assert job is not None
-        history.append(transfer.end(errno, message))
+        attempt = transfer.end(errno, message)
+        history.append(attempt)
         self._spare.append(transfer)
-        delay = self.settings.retry.delay_for(history)
+        delay = None if attempt.complete else self.settings.retry.delay_for(history)
         if delay is None:
             seconds = time.monotonic() - started
             results.append((job, conclude(job, transfer.path(job), history, seconds)))
