@@ -490,6 +490,8 @@ _CURL_READ = frozenset({18, 52, 55, 56})  # partial file, empty reply, send/recv
 _CURL_CONNECT = frozenset({5, 6, 7})  # cannot resolve (proxy, host), cannot connect
 _CURL_TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
 _CURL_TIMEOUT = 28
+_CURL_ABORTED = 42  # CURLE_ABORTED_BY_CALLBACK, what a progress callback's abort gave
+_ABORT_POLL = 0.5  # seconds: the longest a blocking fetcher goes without looking at abort
 _ECONNREFUSED = 111
 
 
@@ -522,21 +524,12 @@ class Transfer:
         "settings",
     )
 
-    def __init__(
-        self, settings: Settings, abort: threading.Event | None = None, *, read: int = _MIN_READ
-    ) -> None:
+    def __init__(self, settings: Settings, *, read: int = _MIN_READ) -> None:
         self.settings = settings
         # Header lines are collected by list.append, called from C with no Python frame,
         # and read once per response at its first body byte (or at its end).
         self._lines: list[bytes] = []
         self.curl = _new_curl(settings, self._lines.append, self._write, read)
-        if abort is not None:
-            # Lets another thread stop a blocking perform(): libcurl calls this at least
-            # once a second and aborts the transfer when it returns non-zero.
-            import pycurl
-
-            self.curl.setopt(pycurl.NOPROGRESS, 0)
-            self.curl.setopt(pycurl.XFERINFOFUNCTION, lambda *_: 1 if abort.is_set() else 0)
         self._prefix = os.path.join(settings.dest, "")
         self.job: Job | None = None
         self._body: Body | None = None
@@ -677,19 +670,28 @@ def _curl_kind(curl: Any, errno: int) -> str:
 class Fetcher:
     """Blocking downloads over one reused libcurl handle (keeps its connections alive).
 
-    Not thread-safe: engines give each thread its own fetcher.
+    Not thread-safe: engines give each thread its own fetcher. With ``abort``, another
+    thread can stop the download in flight by setting the event: the handle then runs
+    in a private multi handle driven here, which looks at the event at least every
+    ``_ABORT_POLL`` seconds. (libcurl's progress callback could do the same from inside
+    ``perform()``, but libcurl calls it about 8 times per small file, and each call
+    takes the GIL: with 64 threads that cost more CPU than the downloads.)
     """
 
     def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
         import pycurl
 
         self._error = pycurl.error
+        self._again = pycurl.E_CALL_MULTI_PERFORM
         self.settings = settings
         self._abort = abort
-        self._transfer = Transfer(settings, abort)
+        self._transfer = Transfer(settings)
+        self._multi = pycurl.CurlMulti() if abort is not None else None
 
     def close(self) -> None:
         self._transfer.close()
+        if self._multi is not None:
+            self._multi.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -708,15 +710,37 @@ class Fetcher:
         history: list[Attempt] = []
         while True:
             transfer.begin(job)
-            try:
-                transfer.curl.perform()
-            except self._error as exc:
-                history.append(transfer.end(*_curl_error(exc)))
-            else:
-                history.append(transfer.end())
+            history.append(transfer.end(*self._perform(transfer.curl)))
             delay = self.settings.retry.delay_for(history)
             if delay is None or self._wait_aborted(delay):
                 return conclude(job, path, history, time.monotonic() - start)
+
+    def _perform(self, curl: Any) -> tuple[int, str]:
+        """Run the transfer; libcurl's error number (0: none) and message."""
+        multi = self._multi
+        if multi is None:
+            try:
+                curl.perform()
+            except self._error as exc:
+                return _curl_error(exc)
+            return 0, ""
+        assert self._abort is not None
+        multi.add_handle(curl)
+        try:
+            while True:
+                while multi.perform()[0] == self._again:
+                    pass
+                _, ok, failed = multi.info_read()
+                if ok:
+                    return 0, ""
+                if failed:
+                    return int(failed[0][1]), str(failed[0][2])
+                if self._abort.is_set():
+                    return _CURL_ABORTED, "aborted: the run was stopped"
+                wanted = multi.timeout()  # milliseconds until libcurl needs a call; -1: none
+                multi.select(_ABORT_POLL if wanted < 0 else min(_ABORT_POLL, wanted / 1000))
+        finally:
+            multi.remove_handle(curl)
 
     def _wait_aborted(self, delay: float) -> bool:
         """Sleep ``delay`` seconds; True if the run was aborted meanwhile."""
