@@ -447,10 +447,11 @@ class Body:
 def read_size(concurrency: int) -> int:
     """libcurl's read buffer for each of ``concurrency`` transfers.
 
-    Big reads make big files fast (fewer, larger writes to the file: 10 MiB reads moved
+    Big reads make big files fast (fewer, larger ``recv`` calls: 10 MiB reads moved
     4 x 128 MiB about 20 % faster than 1 MiB ones), and cost nothing for small files, as
-    only the bytes received are ever touched. A budget of 64 MiB across the transfers
-    keeps the worst case (every transfer's buffer full at once) bounded.
+    only the bytes received are ever touched. The write callback still gets at most
+    16 KiB at a time (libcurl's ``CURL_MAX_WRITE_SIZE``), whatever this size. A budget of
+    64 MiB across the transfers keeps the worst case (every buffer full at once) bounded.
     """
     return max(_MIN_READ, min(_MAX_READ, _READ_BUDGET // max(1, concurrency)))
 
