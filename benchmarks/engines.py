@@ -13,7 +13,18 @@ Scenarios:
   small  10,000 files of 4-16 KB from a private nginx, 64 at once
   large  4 files of 128 MiB from a private nginx, 4 at once
 
-    python benchmarks/engines.py [--scenarios flags,small,large] [--engines ...] [--runs 3]
+Peers (`--peers curl,wget2`) run side by side with the engines, on the same files, with
+the same concurrency and the same checks:
+  curl   `curl --parallel --parallel-max N -s -K CFG`, CFG one `url =` + `output =` pair
+         per file (reading it is part of curl's run, as reading -i LIST is part of ours)
+  wget2  `wget2 -q --max-threads=N -P DIR -i LIST`
+
+The "own CPU" column is the process's own user+sys time (wait4), which other people's
+jobs on a shared machine cannot inflate; "CPU s" is the machine's busy time less the
+server's, which also counts work in processes that are not our children.
+
+    python benchmarks/engines.py [--scenarios flags,small,large] [--engines ...]
+                                 [--peers curl,wget2] [--runs 3]
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from clients import cpu_busy_total
 from nginx import PrivateNginx, _proc_cpu_seconds
 
 ENGINES = ["sequential", "threads", "processes", "asyncio", "multi"]
+PEERS = ["curl", "wget2"]
 SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
@@ -89,23 +101,46 @@ def nginx_files(sizes: list[int]) -> Iterator[tuple[int, list[str]]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def command(engine: str, scenario: Scenario, list_file: str, dest: str) -> list[str]:
+    n = str(scenario.concurrency)
+    if engine == "curl":
+        config = os.path.join(dest, ".curl.cfg")  # hidden: not counted as a download
+        with open(config, "w") as f:
+            for url in scenario.urls:
+                name = url.rsplit("/", 1)[1]
+                f.write(f'url = "{url}"\noutput = "{dest}/{name}"\n')
+        return ["curl", "--parallel", "--parallel-max", n, "-s", "-K", config]
+    if engine == "wget2":
+        return ["wget2", "-q", f"--max-threads={n}", "-P", dest, "-i", list_file]
+    cmd = [sys.executable, "-m", "manyget", "get", "-i", list_file, "-d", dest, "-q"]
+    cmd += ["--engine", engine, "-j", n]
+    cmd += ["--per-host", n]  # one server: -j is the only limit
+    return cmd
+
+
 def run_once(engine: str, scenario: Scenario, list_file: str) -> dict[str, float | str]:
     dest = tempfile.mkdtemp(prefix="manyget-engines-out-", dir=SHM)
-    cmd = [sys.executable, "-m", "manyget", "get", "-i", list_file, "-d", dest, "-q"]
-    cmd += ["--engine", engine, "-j", str(scenario.concurrency)]
-    cmd += ["--per-host", str(scenario.concurrency)]  # one server: -j is the only limit
+    cmd = command(engine, scenario, list_file, dest)
     try:
         busy0, server0 = cpu_busy_total(), _proc_cpu_seconds(scenario.server_pid)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         server = _proc_cpu_seconds(scenario.server_pid) - server0
         cpu = cpu_busy_total() - busy0 - server
-        files = list(os.scandir(dest))
+        own = usage.ru_utime + usage.ru_stime
+        files = [f for f in os.scandir(dest) if not f.name.startswith(".")]
         got = sum(f.stat().st_size for f in files)
         complete = len(files) == len(scenario.urls) and got == scenario.total_bytes
         note = "" if complete and proc.returncode == 0 else f"INCOMPLETE ({len(files)} files)"
-        return {"wall": wall, "cpu": cpu, "note": note}
+        return {"wall": wall, "cpu": cpu, "own": own, "note": note}
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
@@ -125,17 +160,23 @@ def measure(scenario: Scenario, engines: list[str], runs: int) -> None:
     mb = scenario.total_bytes / 1e6
     print(f"\n### {scenario.name}: {n:,} files, {mb:,.1f} MB, {scenario.concurrency} at once")
     print(f"medians of {runs} runs, whole process\n")
-    print("| engine | wall s (min-max) | CPU s | files/s | MB/s | CPU s / 1000 files | note |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| engine | wall s (min-max) | CPU s | files/s | MB/s | CPU s / 1000 files "
+        "| own CPU s / 1000 files | note |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for engine in engines:
         rows = records[engine]
         walls = [float(x["wall"]) for x in rows]
         cpus = [float(x["cpu"]) for x in rows]
+        owns = [float(x["own"]) for x in rows]
         wall, cpu = statistics.median(walls), statistics.median(cpus)
+        own = statistics.median(owns)
         notes = ", ".join(sorted({str(x["note"]) for x in rows if x["note"]}))
         print(
             f"| {engine} | {wall:.2f} ({min(walls):.2f}-{max(walls):.2f}) | {cpu:.2f} | "
-            f"{n / wall:,.0f} | {mb / wall:,.0f} | {1000 * cpu / n:.3f} | {notes} |"
+            f"{n / wall:,.0f} | {mb / wall:,.0f} | {1000 * cpu / n:.3f} | "
+            f"{1000 * own / n:.3f} | {notes} |"
         )
 
 
@@ -143,9 +184,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="flags,small,large")
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--peers", default="", help=f"also run these: {','.join(PEERS)}")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    engines = args.engines.split(",")
+    peers = [p for p in args.peers.split(",") if p]
+    for peer in peers:
+        if peer not in PEERS or shutil.which(peer) is None:
+            parser.error(f"peer {peer!r} is unknown or not installed")
+    engines = [e for e in args.engines.split(",") if e] + peers
     for name in args.scenarios.split(","):
         if name == "flags":
             from manyget._server import COUNTRY_CODES, flag_gif

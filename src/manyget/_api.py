@@ -185,7 +185,7 @@ def run_jobs(
         raise UsageError(f"per_host must be >= 1, got {per_host}")
     gate = HostGate(jobs, per_host, lookahead=max(1024, 16 * concurrency))
     if executor is not None:
-        from ._engines._window import run_executor  # only with a user's executor
+        from ._engines._window import run_executor  # concurrent.futures: only when asked
 
         results = run_executor(executor, gate, settings, window=2 * concurrency)
     else:

@@ -73,7 +73,7 @@ class HostGate:
 
     def take(self, now: float) -> Job | _Wait | None:
         """The next job that may start at ``now``; WAIT; or None when all are handed out."""
-        for host in list(self._held):
+        for host in list(self._held) if self._held else ():
             if self._ready(host, now):
                 queue = self._held[host]
                 job = queue.popleft()

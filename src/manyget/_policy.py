@@ -8,14 +8,17 @@ decision and tests can check it directly.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._exceptions import UsageError
 from ._results import Attempt
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = [
     "RETRY_STATUSES",
@@ -102,7 +105,11 @@ class RetryPolicy:
         if last.retry_after is not None:
             return min(self.max_wait, max(0.0, last.retry_after))
         ceiling = min(self.max_wait, self.backoff * 2 ** (len(history) - 1))
-        return (rng or random).uniform(0, ceiling)
+        if rng is None:
+            import random  # here, not at the top: most runs never back off
+
+            return random.uniform(0, ceiling)
+        return rng.uniform(0, ceiling)
 
 
 def _kind(attempt: Attempt) -> str:
@@ -119,9 +126,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     text = value.strip()
     if text.isdigit():
         return float(text)
-    try:
-        import email.utils  # rare: only for a Retry-After given as a date
+    import email.utils  # here, not at the top: a good part of the start-up time
 
+    try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None

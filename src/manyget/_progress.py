@@ -7,7 +7,6 @@ attach them; library code only calls them.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO, TYPE_CHECKING, Never, Protocol
 
@@ -110,4 +109,6 @@ class JsonLines(_Lines):
     def result(self, result: Result) -> None:
         record = result.to_dict()
         record["url"] = mask_url(result.url)
+        import json  # only JSON output needs it; kept out of start-up
+
         print(json.dumps(record), file=self.stream)

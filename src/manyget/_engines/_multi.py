@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._fetch import Transfer, conclude, preflight
+from .._fetch import Transfer, conclude, preflight, read_size
 from .._hosts import WAIT, HostGate
 from .._jobs import Job
 from .._policy import Settings
@@ -44,8 +44,9 @@ class MultiLoop:
         # curl handle -> (transfer, earlier attempts, start time of the first attempt)
         self._active: dict[Any, tuple[Transfer, list[Attempt], float]] = {}
         self._waiting: list[tuple[float, int, Job, list[Attempt], float]] = []
-        self._dest = os.fspath(settings.dest)
+        self._prefix = os.path.join(settings.dest, "")
         self._order = itertools.count()
+        self._read = read_size(capacity)
 
     @property
     def load(self) -> int:
@@ -58,7 +59,7 @@ class MultiLoop:
 
     def add(self, job: Job) -> Result | None:
         """Start ``job``; one that needs no request (bad URL, complete file) is answered."""
-        early = preflight(job, os.path.join(self._dest, job.name), self.settings)
+        early = preflight(job, self._prefix + job.name, self.settings)
         if early is not None:
             return early
         self._start(job, [], time.monotonic())
@@ -68,7 +69,7 @@ class MultiLoop:
         if self._spare:
             transfer = self._spare.pop()
         else:
-            transfer = Transfer(self.settings)
+            transfer = Transfer(self.settings, read=self._read)
             self._handles.append(transfer)
         transfer.begin(job)
         self._active[transfer.curl] = (transfer, history, started)
@@ -111,9 +112,10 @@ class MultiLoop:
         self._multi.remove_handle(curl)
         job = transfer.job
         assert job is not None
-        history.append(transfer.end(errno, message))
+        attempt = transfer.end(errno, message)
+        history.append(attempt)
         self._spare.append(transfer)
-        delay = self.settings.retry.delay_for(history)
+        delay = None if attempt.complete else self.settings.retry.delay_for(history)
         if delay is None:
             seconds = time.monotonic() - started
             results.append((job, conclude(job, transfer.path(job), history, seconds)))
