@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._results import Report
     from ._server import Faults
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -399,6 +399,23 @@ class _Signals:
     @property
     def exit_status(self) -> int:
         return 128 + (self.received or signal.SIGINT)
+
+
+def console() -> None:
+    """The ``manyget`` program: :func:`main`, then exit without tearing the interpreter down.
+
+    By the time ``main`` returns every download file is closed and every server and worker
+    stopped, so what is left is freeing memory object by object and unloading libraries:
+    about 11 ms on a run of the 194 flags, a tenth of the gap to the latency limit. Output
+    is flushed first; ``main`` itself, which tests and embedders call, exits normally.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it anyway
+            status = status or EXIT_FAILED
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,9 @@ whole process timed from spawn to exit. Its CPU is the machine's busy time over 
 workers are not the bench's children, so resource usage of children would miss them. That
 makes CPU figures honest only on an otherwise idle machine, so each run first waits
 (briefly, boundedly) for the machine to go quiet. After each run the output folder is
-checked file by file (name, size, SHA-256) and emptied.
+checked file by file (name, size, SHA-256) and emptied. Each contender first runs once
+unrecorded, to warm caches; Python contenders run with bytecode caching allowed even when
+``PYTHONDONTWRITEBYTECODE`` is set, as an installed package has its bytecode.
 """
 
 from __future__ import annotations
@@ -186,6 +188,9 @@ def run_once(
         out = work / "out"
         out.mkdir()
         cmd = contender.command(urls, [w.name for w in want], work)
+        env = dict(os.environ)
+        # Python contenders run with their bytecode cached, as an installed package has it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         wait_quiet(3.0)
         busy0 = cpu_busy_seconds()
         server0 = sum(proc_cpu_seconds(pid) for pid in served.pids)
@@ -198,6 +203,7 @@ def run_once(
                 stderr=subprocess.PIPE,
                 timeout=timeout,
                 check=False,
+                env=env,
             )
             status, err = proc.returncode, proc.stderr.decode(errors="replace")
         except subprocess.TimeoutExpired:
@@ -282,6 +288,8 @@ def run_scenario(
         result.peers = {c.name for c in contenders if c.peer}
         for c in ready:
             result.runs[c.name] = []
+        for contender in ready:  # warm-up, not recorded: caches, bytecode, connections
+            run_once(contender, urls, want, served, tmp, timeout)
         for r in range(rounds):
             order = ready[r % len(ready) :] + ready[: r % len(ready)] if ready else []
             for contender in order:
