@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from manyget._jobs import check_url, plan, plan_lines, read_url_lines, safe_name, split_entry
+from manyget._jobs import (
+    _inspect,
+    _Origins,
+    check_url,
+    plan,
+    plan_lines,
+    read_url_lines,
+    safe_name,
+    split_entry,
+)
 
 
 @pytest.mark.parametrize(
@@ -138,3 +147,33 @@ def test_mask_url_hides_credentials() -> None:
     assert mask_url("https://u:p@h:8/a/b?x=@") == "https://***@h:8/a/b?x=@"
     assert mask_url("http://h/a@b") == "http://h/a@b"
     assert mask_url("not a url") == "not a url"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "a/b/file.bin", "x.tar.gz", "CON", "con.txt", "nul", "LPT1.log", "file.", "file..",
+        ".hidden", "..", ".", "", "dir/", "a%20b.txt", "caf%C3%A9.gif", "x?y=1", "x#frag",
+        "x;p=1", "~user", "-dash", "a" * 210, "a" * 200, "e\u0301.gif", "sp ace",
+        "A/../b.gif", "back\\slash", "x?", "x#", "semi;colon", "q%2F.txt",
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("origin", ["http://h.test", "HTTP://h.test:8080", "https://u:p@h.test"])
+def test_known_origins_plan_like_the_first_url(origin: str, tail: str) -> None:
+    """A URL of an origin seen before gets exactly the name and host the full check gives."""
+    url = f"{origin}/{tail}"
+    warmed = list(plan([f"{origin}/first.bin", url]))[1]
+    fresh = next(iter(plan([url])))
+    assert (warmed.name, warmed.host, warmed.problem) == (fresh.name, fresh.host, fresh.problem)
+
+
+@pytest.mark.parametrize("first", ["http://h.test?q/x.bin", "http://h.test#f/x.bin"])
+def test_odd_authorities_are_not_taken_as_origins(first: str) -> None:
+    """A query or fragment right after the host never primes the quick path."""
+    origins = _Origins()
+    problem, parts, host = _inspect(first)
+    assert problem is None
+    assert parts is not None
+    origins.remember(first, parts, host)
+    assert origins.quick(first.replace("x.bin", "y.bin")) is None
+    assert origins.quick("http://h.test/y.bin") is None

@@ -286,6 +286,49 @@ class _DigestSet:
                 self.add(key)
 
 
+# A path whose last segment is already a safe name: plain ASCII, no escapes, query or
+# fragment, no leading dot, at most 200 bytes. Such a segment is its own clean name.
+_PLAIN_TAIL = re.compile(r"(?:/[A-Za-z0-9._~-]*)*/([A-Za-z0-9_~-][A-Za-z0-9._~-]{0,199})")
+
+
+class _Origins:
+    """Origins (``scheme://authority`` as written) that passed :func:`_inspect`.
+
+    Lists repeat a few origins over and over. For a URL of a known origin whose path ends
+    in a plain name, that name and the cached host key are the whole answer: no urlsplit,
+    port parsing or name cleaning (a third of the planning cost per URL). Anything else
+    takes the full path. The cache is cleared when it holds ``limit`` origins.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._hosts: dict[str, str] = {}
+        self._limit = limit
+
+    def quick(self, url: str) -> tuple[str, str] | None:
+        """``(name, host key)`` for a plain URL of a known origin, else None."""
+        scheme, sep, rest = url.partition("://")
+        end = len(scheme) + 3 + len(rest.partition("/")[0])
+        host = self._hosts.get(url[:end]) if sep else None
+        if host is None:
+            return None
+        match = _PLAIN_TAIL.fullmatch(url, end)
+        if match is None:
+            return None
+        name = match[1]
+        if name[-1] == "." or name.partition(".")[0].upper() in _WINDOWS_RESERVED:
+            return None
+        return name, host
+
+    def remember(self, url: str, parts: SplitResult, host: str) -> None:
+        scheme, sep, rest = url.partition("://")
+        authority = rest.partition("/")[0]
+        if not sep or parts.netloc != authority:  # e.g. a query right after the host
+            return
+        if len(self._hosts) >= self._limit:
+            self._hosts.clear()
+        self._hosts[f"{scheme}://{authority}"] = host
+
+
 def plan(urls: Iterable[str]) -> Iterator[Job]:
     """Turn URLs into jobs lazily, giving each a distinct safe name.
 
@@ -298,17 +341,24 @@ def plan(urls: Iterable[str]) -> Iterator[Job]:
 def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
     """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`."""
     used = _DigestSet()
+    origins = _Origins()
     for index, (line, entry) in enumerate(items):
         url, sha256, problem = split_entry(entry)
-        parts: SplitResult | None = None
-        host = ""
-        if problem is None:
-            problem, parts, host = _inspect(url)
-        if problem is not None or parts is None:
-            where = f"line {line}: " if line is not None else ""
-            yield Job(url, "", index, line, f"{where}{problem}")
-            continue
-        name = base = _name_from(parts)
+        known = origins.quick(url) if problem is None else None
+        if known is not None:
+            name, host = known
+        else:
+            parts: SplitResult | None = None
+            host = ""
+            if problem is None:
+                problem, parts, host = _inspect(url)
+            if problem is not None or parts is None:
+                where = f"line {line}: " if line is not None else ""
+                yield Job(url, "", index, line, f"{where}{problem}")
+                continue
+            origins.remember(url, parts, host)
+            name = _name_from(parts)
+        base = name
         key = _digest(name)
         salt = 0
         while key in used:  # a suffix from the URL's hash; salted if that is taken too
