@@ -343,7 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", type=_positive_int, default=5, metavar="N", help="runs of each (default: 5)"
     )
     bench.add_argument("--plot", metavar="FILE.png", help="draw the results (needs matplotlib)")
-    bench.add_argument("--json", action="store_true", help="print every run as JSON on stdout")
+    bench.add_argument(
+        "--json",
+        action="store_true",
+        help="print every run as JSON on stdout (the table goes to stderr)",
+    )
     bench.add_argument(
         "--nginx", action="store_true", help="serve S2, S3 and tiny from a private nginx"
     )
@@ -712,9 +716,10 @@ def _bench(args: argparse.Namespace) -> int:
         plot_to=args.plot,
         say=say,
     )
-    if args.json:
+    if args.json:  # the data on stdout, the table still for the eye on stderr
         json.dump(to_json(results), sys.stdout, indent=1)
         print()
+        say(table(results))
     else:
         print(table(results))
     if args.plot:
