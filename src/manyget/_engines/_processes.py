@@ -4,10 +4,12 @@ Theory of operation: one process per core (at most ``concurrency``) is started t
 ``forkserver`` (``spawn`` where there is none), so no thread of the parent, such as an
 embedded server, is ever forked. Each worker owns an inbox queue and runs a libcurl
 multi loop (``_multi.MultiLoop``) of ``ceil(concurrency / workers)`` transfers: it starts
-each job it receives and sends each result back, tagged with the job's index, on one
-shared outbox as soon as it completes. The parent reads the list lazily and keeps every
-worker's backlog short (twice its share of the concurrency), always feeding the
-least-loaded worker, so memory stays flat and a slow worker does not hold up the others.
+each job it receives and sends the results of each turn of its loop back together, each
+tagged with its job's index, on one shared outbox. The parent reads the list lazily and
+keeps every worker's backlog short (twice its share of the concurrency), always feeding
+the least-loaded worker, so memory stays flat and a slow worker does not hold up the
+others. Jobs and results travel in batches: a queue's per-message cost (pickling, a
+feeder thread, a pipe write, a lock) is paid once per turn rather than once per file.
 It remembers which jobs each worker holds: when a worker dies, those jobs are reported as
 errors and a new worker takes its place.
 """
@@ -22,6 +24,7 @@ import queue
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,30 +70,37 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     loop = MultiLoop(settings, capacity)
+    pending: deque[Job] = deque()  # received, waiting for a free transfer
     closed = False
     checked = time.monotonic()
     try:
-        while not closed or loop.load:
+        while not closed or loop.load or pending:
             now = time.monotonic()
             if now - checked > _POLL:
                 checked = now
                 if not _parent_alive(parent):
                     return
-            while not closed and loop.free:
-                try:
-                    # Wait only when idle, and never for long: the parent may be gone.
-                    job = inbox.get(block=not loop.load, timeout=_POLL)
-                except queue.Empty:
-                    break
-                if job is None:
-                    closed = True
-                    break
+            done: list[tuple[int, Result]] = []
+            while loop.free and (pending or not closed):
+                if not pending:
+                    try:
+                        # Wait only when idle, and never for long: the parent may be gone.
+                        batch = inbox.get(block=not loop.load, timeout=_POLL)
+                    except queue.Empty:
+                        break
+                    if batch is None:
+                        closed = True
+                        break
+                    pending.extend(batch)
+                job = pending.popleft()
                 answer = loop.add(job)
                 if answer is not None:
-                    outbox.put((wid, job.index, answer))
+                    done.append((job.index, answer))
             # Short waits while more jobs may arrive; longer ones once the inbox is closed.
-            for job, result in loop.step(1.0 if closed else _REFILL):
-                outbox.put((wid, job.index, result))
+            for job, result in loop.step(1.0 if closed and not pending else _REFILL):
+                done.append((job.index, result))
+            if done:
+                outbox.put((wid, done))
     finally:
         loop.close()
 
@@ -124,25 +134,30 @@ def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result
         process.start()
         return _Slot(process, inbox)
 
-    exhausted = False
+    exhausted = announced = False  # no more jobs; the workers were told so (once)
 
     def feed() -> None:
-        nonlocal exhausted
+        nonlocal exhausted, announced
         now = time.monotonic()
+        batches: dict[int, list[Job]] = {}
         while not exhausted:
-            slot = min(slots, key=lambda s: len(s.held))
-            if len(slot.held) >= backlog:
-                return
+            wid = min(range(len(slots)), key=lambda w: len(slots[w].held))
+            if len(slots[wid].held) >= backlog:
+                break
             job = gate.take(now)
             if job is None:
                 exhausted = True
-                for each in slots:
-                    each.inbox.put(None)
-                return
+                break
             if not isinstance(job, Job):
-                return  # WAIT: a host limit or pause; asked again after each result
-            slot.held[job.index] = job
-            slot.inbox.put(job)
+                break  # WAIT: a host limit or pause; asked again after each result
+            slots[wid].held[job.index] = job
+            batches.setdefault(wid, []).append(job)
+        for wid, jobs in batches.items():
+            slots[wid].inbox.put(jobs)
+        if exhausted and not announced:
+            announced = True
+            for slot in slots:
+                slot.inbox.put(None)
 
     finished = False
     try:
@@ -150,17 +165,19 @@ def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result
         feed()
         while not exhausted or any(slot.held for slot in slots):
             try:
-                wid, index, result = outbox.get(timeout=_POLL)
+                wid, done = outbox.get(timeout=_POLL)
             except queue.Empty:
                 for job, lost in _replace_dead(slots, start, settings, exhausted):
                     gate.done(job, None, time.monotonic())
                     yield lost
                 feed()
                 continue
-            job = slots[wid].held.pop(index, None)
-            if job is not None:
-                gate.done(job, result, time.monotonic())
-            yield result
+            held = slots[wid].held
+            for index, result in done:
+                job = held.pop(index, None)
+                if job is not None:
+                    gate.done(job, result, time.monotonic())
+                yield result
             feed()
         finished = True
     finally:
