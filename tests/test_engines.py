@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -188,3 +190,18 @@ def test_destination_is_a_file(tmp_path: Path) -> None:
     target.write_text("x")
     with pytest.raises(manyget.DestinationError):
         manyget.download(["http://127.0.0.1:1/x"], target)
+
+
+def test_processes_fork_only_a_single_threaded_parent() -> None:
+    """Workers start by fork only while the parent has one thread; else via forkserver."""
+    probe = (
+        "import threading, time\n"
+        "from manyget._engines._processes import _context\n"
+        "print(_context().get_start_method())\n"
+        "threading.Thread(target=time.sleep, args=(1,), daemon=True).start()\n"
+        "print(_context().get_start_method())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["fork", "forkserver"]
