@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from manyget._bench import SCENARIOS, rows, table
+from manyget._bench import SCENARIOS, rows, table, to_json
+from manyget._bench._report import from_json
 from manyget._bench._run import Run, ScenarioRuns, verify
 from manyget._bench._scenarios import Expected, block_content, expected
 
@@ -154,3 +155,16 @@ def test_incomplete_runs_are_marked_not_hidden() -> None:
     text = table([sr])
     assert "| curl | 0.50 (0.50-0.50) |" in text
     assert "INCOMPLETE in 1 of 1 runs" in text
+
+
+def test_json_round_trip_redraws_the_same_table() -> None:
+    """Results written as JSON read back to the same table (benchmarks/replot.py)."""
+    sr = ScenarioRuns(SCENARIOS["S1"], "test", 2_000, 0.4, "latency rounds")
+    sr.peers = {"wget2"}
+    sr.missing = {"aria2c": "not on PATH"}
+    sr.runs = {
+        "manyget multi": [Run(0.48, 0.08, 0, 194, 2_000, ""), Run(0.49, 0.09, 0, 194, 2_000, "")],
+        "wget2": [Run(0.42, 0.03, 0, 193, 1_990, "193/194 files intact")],
+    }
+    doc = json.loads(json.dumps(to_json([sr])))
+    assert table(from_json(doc)) == table([sr])

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._run import ScenarioRuns
 
-__all__ = ["Row", "plot", "rows", "table", "to_json"]
+__all__ = ["Row", "from_json", "plot", "rows", "table", "to_json"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,28 @@ def to_json(results: Sequence[ScenarioRuns]) -> dict[str, Any]:
     }
 
 
+def from_json(doc: dict[str, Any]) -> list[ScenarioRuns]:
+    """The results :func:`to_json` wrote, back again (to redraw or re-tabulate them)."""
+    from ._run import Run
+    from ._scenarios import SCENARIOS
+
+    results = []
+    for item in doc["scenarios"]:
+        sr = ScenarioRuns(
+            SCENARIOS[item["name"]], item["server"], item["bytes"], item["limit_s"],
+            item["limit_how"],
+        )  # fmt: skip
+        sr.missing = dict(item["not_run"])
+        sr.peers = {row["name"] for row in item["summary"] if row["peer"]}
+        fields = ("wall", "cpu", "exit_status", "files", "nbytes", "problem")
+        sr.runs = {
+            name: [Run(*(run[f] for f in fields)) for run in runs]
+            for name, runs in item["runs"].items()
+        }
+        results.append(sr)
+    return results
+
+
 def _cpus() -> int:
     import os
 
@@ -166,12 +188,13 @@ def plot(results: Sequence[ScenarioRuns], path: str) -> None:
             ax.text(row.wall_max, y, label, va="center", fontsize=8)
         if sr.limit is not None:
             ax.axvline(sr.limit, color="#c0392b", linestyle="--", linewidth=1)
-            ax.text(sr.limit, len(summary) - 0.45, " limit", color="#c0392b", fontsize=8)
+            ax.text(sr.limit, -0.75, " limit", color="#c0392b", fontsize=8, va="center")
         ax.set_title(f"{sr.scenario.name}: {sr.scenario.title}", fontsize=10, loc="left")
         ax.set_xlabel("wall seconds, whole process (median; whiskers min-max)", fontsize=8)
         ax.set_xlim(0, max(row.wall_max for row in summary) * 1.45)
         ax.tick_params(labelsize=8)
+    height = fig.get_figheight()
     fig.suptitle("manyget (blue) against other downloaders (grey), loopback", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # room for the title above
     fig.savefig(path, dpi=110)
     plt.close(fig)
