@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from manyget._bench._run import cpu_busy_seconds
+
 Job = tuple[str, str, int]  # (url, destination path, expected size)
 
 SMALL_FILES = 10_000
@@ -601,12 +603,7 @@ def verify(src_root: Path, dest: Path, items: list[tuple[str, int]], rng: random
     return ""
 
 
-def cpu_busy_total() -> float:
-    """System-wide busy CPU seconds so far (all cores), from /proc/stat."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+cpu_busy_total = cpu_busy_seconds  # the name benchmarks/engines.py imports
 
 
 def wait_quiet(max_wait: float, busy_cores: float = 0.3, window: float = 0.5) -> float:

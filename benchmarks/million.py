@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -35,6 +34,10 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import start_server
 
 _BODY = b"0123456789abcdef"
 _ANSWER = (
@@ -77,20 +80,6 @@ class FirstRequest:
 
     def close(self) -> None:
         self._sock.close()
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "manyget", "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    match = re.search(r"http://\S+", proc.stderr.readline())
-    if match is None:
-        proc.kill()
-        raise SystemExit("server did not start")
-    return proc, match.group(0)
 
 
 def write_list(path: str, first: str, base: str, count: int) -> None:
