@@ -29,6 +29,7 @@ class Row:
     to_limit: float | None
     to_best_peer: float | None
     incomplete: int
+    noisy: int
     runs: int
 
 
@@ -60,6 +61,7 @@ def rows(sr: ScenarioRuns) -> list[Row]:
                 to_limit=wall / sr.limit if sr.limit else None,
                 to_best_peer=wall / best_peer if best_peer else None,
                 incomplete=sum(not r.complete for r in runs),
+                noisy=sum(r.noisy for r in runs),
                 runs=len(runs),
             )
         )
@@ -88,7 +90,12 @@ def table(results: Sequence[ScenarioRuns]) -> str:
         )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for row in rows(sr):
-            note = f"INCOMPLETE in {row.incomplete} of {row.runs} runs" if row.incomplete else ""
+            notes = []
+            if row.incomplete:
+                notes.append(f"INCOMPLETE in {row.incomplete} of {row.runs} runs")
+            if row.noisy:
+                notes.append(f"other load in {row.noisy} of {row.runs} runs")
+            note = "; ".join(notes)
             lines.append(
                 f"| {row.name} | {row.wall:.2f} ({row.wall_min:.2f}-{row.wall_max:.2f}) "
                 f"| {row.cpu:.2f} | {row.files_per_s:,.0f} | {row.mb_per_s:,.0f} "
@@ -122,7 +129,10 @@ def to_json(results: Sequence[ScenarioRuns]) -> dict[str, Any]:
                 "not_run": sr.missing,
                 "summary": [row.__dict__ for row in rows(sr)],
                 "runs": {
-                    name: [run.__dict__ | {"complete": run.complete} for run in runs]
+                    name: [
+                        run.__dict__ | {"complete": run.complete, "noisy": run.noisy}
+                        for run in runs
+                    ]
                     for name, runs in sr.runs.items()
                 },
             }
@@ -144,9 +154,9 @@ def from_json(doc: dict[str, Any]) -> list[ScenarioRuns]:
         )  # fmt: skip
         sr.missing = dict(item["not_run"])
         sr.peers = {row["name"] for row in item["summary"] if row["peer"]}
-        fields = ("wall", "cpu", "exit_status", "files", "nbytes", "problem")
+        fields = ("wall", "cpu", "exit_status", "files", "nbytes", "problem", "other")
         sr.runs = {
-            name: [Run(*(run[f] for f in fields)) for run in runs]
+            name: [Run(*(run.get(f, 0.0) for f in fields)) for run in runs]
             for name, runs in item["runs"].items()
         }
         results.append(sr)

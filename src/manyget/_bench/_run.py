@@ -4,11 +4,12 @@ Theory of operation. For each scenario the bench generates its files once (into 
 when there is one), starts one loopback server for the whole scenario (the embedded server
 in its own process, or a private nginx), then runs every contender strictly one at a time,
 rotating the order each round so that drift in the machine spreads evenly. A run is one
-whole process timed from spawn to exit. Its CPU is the machine's busy time over the run
-(from /proc/stat) less the server's own CPU (from /proc/PID/stat): the processes engine's
-workers are not the bench's children, so resource usage of children would miss them. That
-makes CPU figures honest only on an otherwise idle machine, so each run first waits
-(briefly, boundedly) for the machine to go quiet. After each run the output folder is
+whole process timed from spawn to exit. Its CPU is what ``time`` would say: the user and
+system seconds of the process and of every process it waited for (the processes engine
+joins its workers). Each run first waits (briefly, boundedly) for the machine to go quiet;
+the machine's busy time over the run (from /proc/stat), less the contender's and the
+server's (from /proc/PID/stat), is kept as ``other``, and a run where it reaches a third
+of a core is marked noisy. After each run the output folder is
 checked file by file (name, size, SHA-256) and emptied. Each contender first runs once
 unrecorded, to warm caches; Python contenders run with bytecode caching allowed even when
 ``PYTHONDONTWRITEBYTECODE`` is set, as an installed package has its bytecode.
@@ -20,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -47,11 +49,17 @@ class Run:
     """One measured run of one contender."""
 
     wall: float
-    cpu: float
+    cpu: float  # user + system seconds of the contender and the processes it waited for
     exit_status: int
     files: int  # files that match what was expected
     nbytes: int  # bytes in those files
     problem: str  # empty when the run left exactly the expected files
+    other: float = 0.0  # CPU the machine spent meanwhile beyond contender and server
+
+    @property
+    def noisy(self) -> bool:
+        """Whether something else used a third of a core or more during the run."""
+        return self.other > 0.33 * self.wall + 0.02
 
     @property
     def complete(self) -> bool:
@@ -88,6 +96,11 @@ def wait_quiet(max_wait: float, busy_cores: float = 0.3, window: float = 0.25) -
         time.sleep(window)
         if (cpu_busy_seconds() - before) / window < busy_cores:
             return
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------- servers
@@ -193,6 +206,7 @@ def run_once(
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         wait_quiet(3.0)
         busy0 = cpu_busy_seconds()
+        own0 = _children_cpu()
         server0 = sum(proc_cpu_seconds(pid) for pid in served.pids)
         start = time.perf_counter()
         try:
@@ -210,12 +224,13 @@ def run_once(
             status, err = -1, f"timed out after {timeout:g} s"
         wall = time.perf_counter() - start
         server = sum(proc_cpu_seconds(pid) for pid in served.pids) - server0
-        cpu = max(0.0, cpu_busy_seconds() - busy0 - server)
+        cpu = _children_cpu() - own0
+        other = max(0.0, cpu_busy_seconds() - busy0 - server - cpu)
         good, nbytes, problem = verify(out, want)
         if status != 0:
             last = err.strip().splitlines()[-1:] or [""]
             problem = "; ".join(p for p in (problem, f"exit {status} {last[0][:80]}") if p)
-        return Run(wall, cpu, status, good, nbytes, problem)
+        return Run(wall, cpu, status, good, nbytes, problem, other)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
