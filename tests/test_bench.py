@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,3 +169,24 @@ def test_json_round_trip_redraws_the_same_table() -> None:
     }
     doc = json.loads(json.dumps(to_json([sr])))
     assert table(from_json(doc)) == table([sr])
+
+
+def test_a_server_that_cannot_start_is_a_one_line_error(tmp_path: Path) -> None:
+    """An nginx that fails to start ends the bench with exit 3 and one line, no traceback."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nginx").write_text("#!/bin/sh\necho 'nginx: [emerg] broken on purpose' >&2\nexit 1\n")
+    (fake / "nginx").chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "manyget", "bench", "--scenario", "tiny", "--engines", "multi",
+         "--against", "none", "--runs", "1", "--nginx", "--tmp", str(work)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert proc.returncode == 3
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "manyget: error: nginx did not start: nginx: [emerg] broken on purpose"
+    assert "Traceback" not in proc.stderr
+    assert list(work.iterdir()) == []

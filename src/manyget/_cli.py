@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 from ._engines import DEFAULT_ENGINE, ENGINES
-from ._exceptions import DestinationError, ManygetError, UsageError
+from ._exceptions import DestinationError, ManygetError, ServerError, UsageError
 
 if TYPE_CHECKING:
     from ._progress import Observer
@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         "verify every file, and print medians. Scenarios: S1 and S1@20 (194 flags, 0.1 s "
         "latency, 64 or 20 at once), S2 (10,000 files of 4-16 KB), S3 (4 x 128 MiB), BOOK "
         "(the book's styles on the DELAY server), tiny (a smoke test). Exit status 1 if a "
-        "manyget run did not download everything.",
+        "manyget run did not download everything, 3 if a server or the files to serve "
+        "could not be set up.",
     )
     bench.add_argument(
         "--scenario",
@@ -438,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("manyget: interrupted", file=sys.stderr)
         return signals.exit_status
-    except DestinationError as exc:
+    except (DestinationError, ServerError) as exc:
         print(f"manyget: error: {exc}", file=sys.stderr)
         return EXIT_LOCAL_IO
     except ManygetError as exc:

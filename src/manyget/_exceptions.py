@@ -7,6 +7,7 @@ Everything manyget raises to its users derives from :class:`ManygetError`::
     │   └── InputError        a URL list that cannot be read at all (exit status 2)
     ├── DestinationError      the destination cannot be used or written (exit status 3)
     │   └── DiskFull          the disk filled up during the run, which then stopped
+    ├── ServerError           a loopback server manyget starts (bench) did not start (exit 3)
     └── EngineError           an engine that is unknown or cannot run here
         └── EngineUnavailable an engine whose optional dependency is missing
 
@@ -23,6 +24,7 @@ __all__ = [
     "EngineUnavailable",
     "InputError",
     "ManygetError",
+    "ServerError",
     "UsageError",
 ]
 
@@ -45,6 +47,10 @@ class DestinationError(ManygetError, OSError):
 
 class DiskFull(DestinationError):
     """No space left (or quota exceeded) while writing: the run stops, partial files stay."""
+
+
+class ServerError(ManygetError, OSError):
+    """A server manyget starts for itself on loopback (for ``bench``) could not start."""
 
 
 class EngineError(ManygetError):

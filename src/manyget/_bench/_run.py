@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._exceptions import DestinationError, ServerError
 from ._contenders import Contender
 from ._nginx import PrivateNginx, proc_cpu_seconds
 from ._scenarios import Expected, Scenario, block_content, expected
@@ -132,7 +133,8 @@ def embedded_server(delay: float, data: Path | None) -> Iterator[Served]:
                 match = re.search(r"http://\S+", log.read())
             if match is None:
                 log.seek(0)
-                raise RuntimeError(f"the embedded server did not start: {log.read()[-500:]}")
+                last = (log.read().strip().splitlines() or ["no output"])[-1]
+                raise ServerError(f"the embedded server did not start: {last}")
             yield Served(match.group(0), (proc.pid,), "embedded server (manyget serve)")
         finally:
             if proc.poll() is None:
@@ -146,9 +148,18 @@ def embedded_server(delay: float, data: Path | None) -> Iterator[Served]:
 
 @contextlib.contextmanager
 def nginx_server(data: Path) -> Iterator[Served]:
-    with PrivateNginx(data) as srv:
-        pids = (srv.worker_pid,) if srv.worker_pid else ()
-        yield Served(srv.base_url, pids, "nginx (1 worker, sendfile)")
+    nginx = PrivateNginx(data)
+    try:
+        nginx.start()
+    except (RuntimeError, OSError) as exc:
+        text = str(exc).removeprefix("nginx did not start:").strip()
+        last = (text.splitlines() or [type(exc).__name__])[-1]
+        raise ServerError(f"nginx did not start: {last}") from exc
+    try:
+        pids = (nginx.worker_pid,) if nginx.worker_pid else ()
+        yield Served(nginx.base_url, pids, "nginx (1 worker, sendfile)")
+    finally:
+        nginx.stop()
 
 
 def write_files(scenario: Scenario, root: Path) -> None:
@@ -286,7 +297,12 @@ def run_scenario(
         if not scenario.is_flags:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp)))
             say(f"{scenario.name}: writing {len(want):,} files to serve")
-            write_files(scenario, data)
+            try:
+                write_files(scenario, data)
+            except OSError as exc:
+                raise DestinationError(
+                    f"cannot write the files to serve under {str(tmp)!r}: {exc.strerror or exc}"
+                ) from exc
         if use_nginx and scenario.nginx_ok and data is not None:
             served = stack.enter_context(nginx_server(data))
         else:
