@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
 from manyget import Attempt, Result, Status
 from manyget._hosts import WAIT, HostGate
-from manyget._jobs import Job, plan
+from manyget._jobs import PENDING, Job, plan, plan_lines
 
 
 def jobs_for(*hosts: str) -> Iterator[Job]:
@@ -98,3 +100,26 @@ def test_rejected_jobs_pass_straight_through() -> None:
     """Jobs with a problem (no host) are handed out regardless of limits."""
     gate = HostGate(plan(["file:///x", "javascript:1"]), per_host=1)
     assert len(take_all(gate)) == 2
+
+
+def test_an_input_with_nothing_ready_means_wait_and_ask_again_soon() -> None:
+    """PENDING from a slow input: WAIT with a short wake-up, then the jobs still come."""
+    first, second = jobs_for("a", "b")
+    gate = HostGate(iter([first, PENDING, PENDING, second]), per_host=2)
+    assert gate.take(0.0) == first
+    assert gate.wake_in(0.0) is None
+    assert gate.take(0.0) is WAIT
+    assert gate.wake_in(0.0) == pytest.approx(0.02)
+    assert gate.take(0.0) is WAIT
+    assert gate.take(0.0) == second
+    assert gate.wake_in(0.0) is None
+    assert gate.take(0.0) is None
+
+
+def test_planning_passes_pending_through() -> None:
+    """plan_lines hands PENDING on untouched and numbers the jobs around it."""
+    items = [(1, "http://h/a"), PENDING, (3, "http://h/b")]
+    out = list(plan_lines(items))
+    assert out[1] is PENDING
+    jobs = [j for j in out if isinstance(j, Job)]
+    assert [(j.index, j.line, j.name) for j in jobs] == [(0, 1, "a"), (1, 3, "b")]

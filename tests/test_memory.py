@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import subprocess
 import sys
 import time
@@ -66,11 +67,7 @@ def test_first_result_before_the_urls_are_read(server: Server, tmp_path: Path) -
 
 @pytest.mark.timeout(60)
 def test_get_downloads_while_its_list_is_still_arriving(server: Server, tmp_path: Path) -> None:
-    """`get -i -` fetches the lines it has while stdin is still open (no read to the end).
-
-    The engine reads the next line when a slot frees up, so it stalls while the input has
-    no line to give; hence 20 lines for 4 slots before the pause.
-    """
+    """`get -i -` fetches the lines it has while stdin is still open (no read to the end)."""
     command = [sys.executable, "-m", "manyget", "get", "-i", "-", "-d", str(tmp_path), "-q"]
     proc = subprocess.Popen(
         [*command, "-j", "4", "--per-host", "4"],
@@ -100,3 +97,37 @@ def test_get_downloads_while_its_list_is_still_arriving(server: Server, tmp_path
             proc.wait()
         proc.stderr.close()
     assert len([p for p in tmp_path.iterdir() if p.name.startswith("16")]) == 30
+
+
+@pytest.mark.timeout(90)
+def test_a_pause_in_the_input_does_not_stall_downloads(
+    server: Server, tmp_path: Path, engine: str
+) -> None:
+    """While a piped list pauses, the download already started finishes and is reported."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "get", "-i", "-", "-d", str(tmp_path), "-v",
+         "--engine", engine],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    try:
+        proc.stdin.write(f"{server.url}/bytes/3000?i=1\n")
+        proc.stdin.flush()  # then nothing more for now: the pipe stays open
+        ready, _, _ = select.select([proc.stderr], [], [], 30)  # a liveness bound only
+        assert ready, "the first download was not reported while the input paused"
+        assert proc.stderr.readline().startswith("OK ")
+        proc.stdin.write(f"{server.url}/bytes/3000?i=2\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2
+    assert names[0] == "3000"  # the second took a ~hash suffix: same name, other URL

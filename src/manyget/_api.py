@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ._engines import DEFAULT_ENGINE, get_engine
 from ._exceptions import DestinationError, DiskFull, UsageError
 from ._hosts import HostGate
-from ._jobs import Job, plan
+from ._jobs import Job, _Pending, plan
 from ._policy import RetryPolicy, Settings, Timeouts
 from ._progress import Bar, Observer
 from ._results import Report, Result, Tally
@@ -128,7 +128,7 @@ def iter_download(
 
 
 def run_jobs(
-    jobs: Iterator[Job],
+    jobs: Iterator[Job | _Pending],
     dest: str | os.PathLike[str],
     *,
     total: int | None = None,

@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
+import queue
 import signal
+import stat
 import string
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 from ._engines import DEFAULT_ENGINE, ENGINES
 from ._exceptions import DestinationError, ManygetError, ServerError, UsageError
 
 if TYPE_CHECKING:
+    from ._jobs import _Pending
     from ._progress import Observer
     from ._results import Report
     from ._server import Faults
 
 __all__ = ["console", "main"]
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -461,6 +467,59 @@ def _open_list(name: str) -> IO[str]:
         raise InputError(f"cannot read URL list {name!r}: {exc.strerror or exc}") from exc
 
 
+class _ReadAhead:
+    """Items of a slow source (a pipe, a terminal) read on a thread of their own.
+
+    Iterating yields each item as soon as it has been read, and ``PENDING`` when none is
+    ready, so the engine's thread never blocks on the input while downloads are in
+    flight: a producer that pauses cannot stall transfers or trip their timeouts. At most
+    ``ahead`` items wait in memory; the reader blocks beyond that.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterable[T], ahead: int = 4096) -> None:
+        self._items: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._room = threading.Semaphore(ahead)
+        self._thread = threading.Thread(
+            target=self._read, args=(source,), name="manyget-input", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, source: Iterable[T]) -> None:
+        try:
+            for item in source:
+                self._room.acquire()
+                self._items.put(item)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._items.put(exc)
+        self._items.put(self._END)
+
+    def __iter__(self) -> Iterator[T | _Pending]:
+        from ._jobs import PENDING
+
+        while True:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                yield PENDING
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            self._room.release()
+            yield cast(T, item)
+
+
+def _is_slow(stream: IO[str]) -> bool:
+    """Whether reading ``stream`` may block for long: anything but a regular file."""
+    try:
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no descriptor: in memory
+        return False
+
+
 def _dest(args: argparse.Namespace) -> str:
     """The destination: a folder named with -d must exist; the default one is created."""
     if args.dest is None:
@@ -485,11 +544,12 @@ def _get(args: argparse.Namespace) -> int:
     dest = _dest(args)
     source = _open_list(args.input) if args.input is not None else None
 
-    def pairs() -> Iterator[tuple[int | None, str]]:
+    def pairs() -> Iterator[tuple[int | None, str] | _Pending]:
         for url in args.urls:
             yield None, url
         if source is not None:
-            yield from read_url_lines(source)
+            lines = read_url_lines(source)
+            yield from _ReadAhead(lines) if _is_slow(source) else lines
 
     observers: list[Observer] = []
     bar = None

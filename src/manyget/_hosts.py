@@ -8,8 +8,10 @@ list cannot starve the others; held jobs are served round-robin by host. When a 
 answers 429 or 503, the gate stops starting new jobs for that host (only that host) until
 its ``Retry-After`` has passed, or for a short backoff without one. ``take`` returns a job,
 :data:`WAIT` (nothing can start now; ask again after something finishes or after
-:meth:`HostGate.wake_in` seconds), or ``None`` when the list is done. No clock is read:
-callers pass ``now``.
+:meth:`HostGate.wake_in` seconds), or ``None`` when the list is done. A slow input may
+yield :data:`~manyget._jobs.PENDING` instead of a job: the gate then answers WAIT and
+asks the input again on the next ``take``, so downloads in flight never wait on it. No
+clock is read: callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator
 from typing import Final
 
-from ._jobs import Job
+from ._jobs import Job, _Pending
 from ._results import Result
 
 __all__ = ["WAIT", "HostGate"]
@@ -32,6 +34,7 @@ class _Wait:
 WAIT: Final = _Wait()
 _PAUSE_STATUSES = frozenset({429, 503})
 _DEFAULT_PAUSE = 1.0
+_INPUT_POLL = 0.02  # how soon to ask again when the input had no job ready
 
 
 class HostGate:
@@ -39,7 +42,7 @@ class HostGate:
 
     def __init__(
         self,
-        jobs: Iterator[Job],
+        jobs: Iterator[Job | _Pending],
         per_host: int,
         *,
         lookahead: int = 1024,
@@ -54,6 +57,7 @@ class HostGate:
         self._busy: Counter[str] = Counter()
         self._paused: dict[str, float] = {}
         self._exhausted = False
+        self._starved = False  # the input said PENDING the last time it was asked
 
     def _ready(self, host: str, now: float) -> bool:
         if self._busy[host] >= self.per_host:
@@ -88,6 +92,10 @@ class HostGate:
             if fresh is None:
                 self._exhausted = True
                 break
+            if isinstance(fresh, _Pending):
+                self._starved = True
+                break
+            self._starved = False
             if not fresh.host or self._ready(fresh.host, now):
                 return self._start(fresh)
             self._held.setdefault(fresh.host, deque()).append(fresh)
@@ -112,6 +120,9 @@ class HostGate:
             self._paused[job.host] = max(until, self._paused.get(job.host, 0.0))
 
     def wake_in(self, now: float) -> float | None:
-        """Seconds until a paused host with held jobs may start again, if any."""
-        times = [t for host, t in self._paused.items() if host in self._held]
-        return max(0.0, min(times) - now) if times else None
+        """Seconds until a job may be ready: a paused host with held jobs may start again,
+        or (soon) the input that had nothing ready may have more; None if neither."""
+        times = [t - now for host, t in self._paused.items() if host in self._held]
+        if self._starved:
+            times.append(_INPUT_POLL)
+        return max(0.0, min(times)) if times else None

@@ -18,9 +18,11 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Final, TypeAlias, cast
 from urllib.parse import SplitResult, unquote, urlsplit
 
 __all__ = [
+    "PENDING",
     "Job",
     "check_url",
     "clean_name",
@@ -47,6 +49,18 @@ _WINDOWS_RESERVED = frozenset(
     | {f"COM{i}" for i in range(1, 10)}
     | {f"LPT{i}" for i in range(1, 10)}
 )
+
+
+class _Pending:
+    """The type of :data:`PENDING`."""
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING: Final = _Pending()
+"""Stands in a stream of inputs or jobs for "nothing yet, more may come": a slow input
+(a pipe) has no line ready. Planning passes it through; the host gate answers WAIT."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +349,28 @@ def plan(urls: Iterable[str]) -> Iterator[Job]:
     An entry may carry a checksum, ``URL<TAB>sha256=HEX``: the file is then published only
     if its bytes match.
     """
-    return plan_lines((None, url.strip()) for url in urls)
+    jobs = plan_lines((None, url.strip()) for url in urls)
+    return cast(Iterator[Job], jobs)  # no PENDING goes in, so none comes out
 
 
-def plan_lines(items: Iterable[tuple[int | None, str]]) -> Iterator[Job]:
-    """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`."""
+Line: TypeAlias = tuple[int | None, str]
+
+
+def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
+    """Like :func:`plan` for ``(line_number, url)`` pairs, as from :func:`read_url_lines`.
+
+    A :data:`PENDING` among the items (input not ready yet) is passed on as it is.
+    """
     used = _DigestSet()
     origins = _Origins()
-    for index, (line, entry) in enumerate(items):
+    index = -1
+    for item in items:
+        if item is PENDING:
+            yield PENDING
+            continue
+        assert not isinstance(item, _Pending)
+        line, entry = item
+        index += 1
         url, sha256, problem = split_entry(entry)
         known = origins.quick(url) if problem is None else None
         if known is not None:

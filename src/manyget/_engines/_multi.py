@@ -154,12 +154,13 @@ def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result
                         yield answer
                     continue
                 break
+            wake = None if exhausted else gate.wake_in(now)
             if not loop.load:
                 if exhausted:
                     return
-                time.sleep(min(1.0, gate.wake_in(now) or 0.05))  # every host is paused
+                time.sleep(min(1.0, wake or 0.05))  # every host is paused, or no input yet
                 continue
-            for job, result in loop.step():
+            for job, result in loop.step(1.0 if wake is None else min(1.0, wake)):
                 gate.done(job, result, time.monotonic())
                 yield result
     finally:

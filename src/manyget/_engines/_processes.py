@@ -171,8 +171,9 @@ def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result
         slots.extend(start(wid) for wid in range(nworkers))
         feed()
         while not exhausted or any(slot.held for slot in slots):
+            wake = None if exhausted else gate.wake_in(time.monotonic())
             try:
-                wid, done = outbox.get(timeout=_POLL)
+                wid, done = outbox.get(timeout=_POLL if wake is None else min(_POLL, wake))
             except queue.Empty:
                 for job, lost in _replace_dead(slots, start, settings, exhausted):
                     gate.done(job, None, time.monotonic())

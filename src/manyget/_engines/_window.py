@@ -84,7 +84,9 @@ def run_executor(
                 time.sleep(min(1.0, gate.wake_in(time.monotonic()) or 0.05))
                 fill()
                 continue
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # With a slow input, come back for its next line even if nothing finished.
+            wake = None if exhausted else gate.wake_in(time.monotonic())
+            done, _ = wait(pending, timeout=wake, return_when=FIRST_COMPLETED)
             for future in done:
                 job = pending.pop(future)
                 try:
