@@ -603,18 +603,15 @@ def verify(src_root: Path, dest: Path, items: list[tuple[str, int]], rng: random
     return ""
 
 
-cpu_busy_total = cpu_busy_seconds  # the name benchmarks/engines.py imports
-
-
 def wait_quiet(max_wait: float, busy_cores: float = 0.3, window: float = 0.5) -> float:
     """Wait (at most ``max_wait`` s) until the machine uses < ``busy_cores`` cores over a
     ``window``; return the seconds waited. Keeps other people's jobs out of the numbers
     when possible, but never blocks for long."""
     t0 = time.monotonic()
     while True:
-        b0 = cpu_busy_total()
+        b0 = cpu_busy_seconds()
         time.sleep(window)
-        if (cpu_busy_total() - b0) / window < busy_cores:
+        if (cpu_busy_seconds() - b0) / window < busy_cores:
             break
         if time.monotonic() - t0 >= max_wait:
             break
@@ -662,7 +659,7 @@ def run_one(spec: str, ctx: RunCtx) -> dict[str, Any]:
     try:
         rec["waited_quiet"] = wait_quiet(ctx.quiet_wait) if ctx.quiet_wait > 0 else 0.0
         load = os.getloadavg()[0]
-        busy0, ng0 = cpu_busy_total(), ctx.worker_cpu()
+        busy0, ng0 = cpu_busy_seconds(), ctx.worker_cpu()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         try:
@@ -674,7 +671,7 @@ def run_one(spec: str, ctx: RunCtx) -> dict[str, Any]:
             return rec
         t1 = time.perf_counter()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy1, ng1 = cpu_busy_total(), ctx.worker_cpu()
+        busy1, ng1 = cpu_busy_seconds(), ctx.worker_cpu()
         if p.returncode != 0:
             rec["error"] = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
             return rec
@@ -901,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from nginx import PrivateNginx
+    from manyget._bench._nginx import PrivateNginx
 
     client_cpus = {int(c) for c in args.client_cpus.split(",") if c} or None
     workloads = [w for w in args.workload.split(",") if w]

@@ -12,35 +12,19 @@ and exits 1 if the end peak exceeds the early one by more than the allowed growt
 from __future__ import annotations
 
 import argparse
-import re
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 
 import manyget
+from manyget._bench._run import embedded_server
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "manyget", "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    match = re.search(r"http://\S+", proc.stderr.readline())
-    if match is None:
-        proc.kill()
-        raise SystemExit("server did not start")
-    return proc, match.group(0)
 
 
 def main() -> int:
@@ -51,7 +35,11 @@ def main() -> int:
     parser.add_argument("--max-growth-mb", type=float, default=30.0)
     args = parser.parse_args()
 
-    proc, base = start_server()
+    with embedded_server(0.0, None) as served:
+        return measure(args, served.base_url)
+
+
+def measure(args: argparse.Namespace, base: str) -> int:
     dest = tempfile.mkdtemp(prefix="manyget-mem-", dir="/dev/shm")
     early = 0.0
     checkpoint = max(1, args.urls // 10)
@@ -79,10 +67,6 @@ def main() -> int:
         elapsed = time.perf_counter() - start
         final = peak_rss_mb()  # before the clean-up below, which has peaks of its own
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-        if proc.stderr is not None:
-            proc.stderr.close()
         shutil.rmtree(dest, ignore_errors=True)
     print(
         f"{args.urls:,} URLs, engine {args.engine}: {ok:,} ok in {elapsed:.1f}s "

@@ -3,7 +3,7 @@
 Issue 4's target: ``manyget get -i LIST -d DIR`` with 1,000,000 lines peaks under 150 MB
 RSS and sends its first request within 1 s of the process starting. This script:
 
-1. starts ``manyget serve --port 0`` as a separate process, and a tiny raw-socket server on
+1. starts ``manyget serve --port 0`` as a separate process (as ``manyget bench`` does), and a tiny raw-socket server on
    its own thread here that notes when its first request arrives and answers 16 bytes;
 2. writes the list to a tmpfs folder: line 1 points at the tiny server, the other lines at
    ``/bytes/16?i=K`` on ``manyget serve`` (one path for all, so every name after the first
@@ -27,17 +27,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import start_server
+from manyget._bench._run import embedded_server
 
 _BODY = b"0123456789abcdef"
 _ANSWER = (
@@ -112,7 +109,11 @@ def main() -> int:
     parser.add_argument("--max-first-s", type=float, default=1.0)
     args = parser.parse_args()
 
-    server, base = start_server()
+    with embedded_server(0.0, None) as served:
+        return measure(args, served.base_url)
+
+
+def measure(args: argparse.Namespace, base: str) -> int:
     first = FirstRequest()
     work = tempfile.mkdtemp(prefix="manyget-million-", dir=args.tmp)
     try:
@@ -151,10 +152,6 @@ def main() -> int:
         files, wrong = count_files(dest, len(_BODY))
     finally:
         first.close()
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
-        if server.stderr is not None:
-            server.stderr.close()
         shutil.rmtree(work, ignore_errors=True)
 
     complete = child.returncode == 0 and files == args.urls and wrong == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 from collections.abc import Sequence
@@ -164,8 +165,6 @@ def from_json(doc: dict[str, Any]) -> list[ScenarioRuns]:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from .._exceptions import DestinationError, ServerError
 from ._contenders import Contender
 from ._nginx import PrivateNginx, proc_cpu_seconds
-from ._scenarios import Expected, Scenario, block_content, expected
+from ._scenarios import Expected, Scenario, contents, expect, expected
 
 __all__ = ["Run", "ScenarioRuns", "cpu_busy_seconds", "run_scenario", "wait_quiet"]
 
@@ -162,9 +162,13 @@ def nginx_server(data: Path) -> Iterator[Served]:
         nginx.stop()
 
 
-def write_files(scenario: Scenario, root: Path) -> None:
-    for i, (name, size) in enumerate(zip(scenario.names(), scenario.sizes, strict=True)):
-        (root / name).write_bytes(block_content(i, size))
+def write_files(scenario: Scenario, root: Path) -> list[Expected]:
+    """Write the files to serve; what each must be, from the very bytes written."""
+    want = []
+    for name, body in contents(scenario):
+        (root / name).write_bytes(body)
+        want.append(expect(name, body))
+    return want
 
 
 # --------------------------------------------------------------------------- one run
@@ -289,16 +293,16 @@ def run_scenario(
     say: Callable[[str], None],
 ) -> ScenarioRuns:
     """Measure ``contenders`` on ``scenario``, ``rounds`` times each, one at a time."""
-    want = expected(scenario)
-    total = sum(w.size for w in want)
     ready = [c.at(scenario.concurrency) for c in contenders if not c.missing]
     with contextlib.ExitStack() as stack:
         data = None
-        if not scenario.is_flags:
+        if scenario.is_flags:
+            want = expected(scenario)
+        else:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp)))
-            say(f"{scenario.name}: writing {len(want):,} files to serve")
+            say(f"{scenario.name}: writing {scenario.files:,} files to serve")
             try:
-                write_files(scenario, data)
+                want = write_files(scenario, data)
             except OSError as exc:
                 raise DestinationError(
                     f"cannot write the files to serve under {str(tmp)!r}: {exc.strerror or exc}"
@@ -308,6 +312,7 @@ def run_scenario(
         else:
             served = stack.enter_context(embedded_server(scenario.delay, data))
         urls = [served.base_url + path for path in scenario.paths()]
+        total = sum(w.size for w in want)
         limit, how = scenario.limit(), "latency rounds"
         if limit is None and scenario.sizes and min(scenario.sizes) >= (1 << 20):
             limit = probe_limit(urls, scenario.concurrency, rounds=max(3, rounds))

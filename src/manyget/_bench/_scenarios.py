@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +21,8 @@ __all__ = [
     "Expected",
     "Scenario",
     "block_content",
+    "contents",
+    "expect",
     "expected",
 ]
 
@@ -100,21 +103,25 @@ def block_content(index: int, size: int) -> bytes:
     return block * whole + block[:rest]
 
 
-def expected(scenario: Scenario) -> list[Expected]:
-    """What a complete run of ``scenario`` leaves, file by file (computes the digests)."""
+def contents(scenario: Scenario) -> Iterator[tuple[str, bytes]]:
+    """Every file of ``scenario``: its name and the bytes the server sends, one at a time."""
     names = scenario.names()
     if scenario.is_flags:
         from .._server import flag_gif
 
-        bodies = [flag_gif(cc) for cc in scenario.codes]
-        return [
-            Expected(name, len(body), hashlib.sha256(body).hexdigest())
-            for name, body in zip(names, bodies, strict=True)
-        ]
-    out = []
+        yield from zip(names, (flag_gif(cc) for cc in scenario.codes), strict=True)
+        return
     for i, (name, size) in enumerate(zip(names, scenario.sizes, strict=True)):
-        out.append(Expected(name, size, hashlib.sha256(block_content(i, size)).hexdigest()))
-    return out
+        yield name, block_content(i, size)
+
+
+def expect(name: str, body: bytes) -> Expected:
+    return Expected(name, len(body), hashlib.sha256(body).hexdigest())
+
+
+def expected(scenario: Scenario) -> list[Expected]:
+    """What a complete run of ``scenario`` leaves, file by file (computes the digests)."""
+    return [expect(name, body) for name, body in contents(scenario)]
 
 
 def _small_sizes(count: int, low: int, high: int, seed: int) -> tuple[int, ...]:
