@@ -3,8 +3,9 @@
 Issue 4's target: ``manyget get -i LIST -d DIR`` with 1,000,000 lines peaks under 150 MB
 RSS and sends its first request within 1 s of the process starting. This script:
 
-1. starts ``manyget serve --port 0`` as a separate process (as ``manyget bench`` does), and a tiny raw-socket server on
-   its own thread here that notes when its first request arrives and answers 16 bytes;
+1. starts ``manyget serve --port 0`` as a separate process (as ``manyget bench`` does),
+   and a tiny raw-socket server on its own thread here that notes when its first request
+   arrives and answers 16 bytes;
 2. writes the list to a tmpfs folder: line 1 points at the tiny server, the other lines at
    ``/bytes/16?i=K`` on ``manyget serve`` (one path for all, so every name after the first
    takes a ``~hash`` suffix: the worst case for the name table);
