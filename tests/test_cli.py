@@ -209,7 +209,7 @@ def test_get_urls_and_json(server: Server, tmp_path: Path) -> None:
     assert (tmp_path / "br.gif").read_bytes() == flag_gif("BR")
     assert not (tmp_path / "aa.gif").exists()
     assert "NOT FOUND" in proc.stderr
-    assert "1 ok, 1 not found" in proc.stderr
+    assert "1 downloaded, 1 not found" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -104,8 +104,9 @@ def test_iter_download_is_lazy_and_bounded(server: Server, engine: str, tmp_path
         ahead = max(ahead, pulled - seen)
         assert result.status is Status.OK
     assert seen == 300
-    # threads keep 2 x concurrency submitted; processes 2 x threads per worker.
-    assert ahead <= 4 * concurrency + 2
+    # A generator is read ahead on a thread, at most 2 x concurrency URLs; the
+    # processes engine holds up to 2 x concurrency jobs; a few more sit in a batch.
+    assert ahead <= 4 * concurrency + 4
 
 
 def test_iter_download_stops_early(server: Server, engine: str, tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ def take_all(gate: HostGate, now: float = 0.0) -> list[Job]:
 
 
 def result(job: Job, status: int, retry_after: float | None = None) -> Result:
-    attempt = Attempt(status, retry_after=retry_after, complete=status == 200)
-    return Result(job.url, job.name, Status.OK, status, history=(attempt,))
+    attempt = Attempt(http_status=status, retry_after=retry_after, complete=status == 200)
+    return Result(
+        url=job.url, path=job.name, status=Status.OK, http_status=status, history=(attempt,)
+    )
 
 
 def test_per_host_limit() -> None:

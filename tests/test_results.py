@@ -10,21 +10,67 @@ import sys
 import pytest
 
 import manyget
-from manyget import Attempt, Report, Result, RetryPolicy, Status, Timeouts, UsageError
+from manyget import (
+    Attempt,
+    AttemptKind,
+    Report,
+    Result,
+    RetryPolicy,
+    Status,
+    Timeouts,
+    UsageError,
+)
 from manyget._policy import parse_retry_after
 from manyget._results import Tally
+
+
+PUBLIC = {
+    "AsyncDownloader",
+    "Attempt",
+    "AttemptKind",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_ENGINE",
+    "DEFAULT_PER_HOST",
+    "DestinationError",
+    "DiskFull",
+    "Downloader",
+    "ENGINES",
+    "EngineError",
+    "EngineUnavailable",
+    "InputError",
+    "Job",
+    "Limits",
+    "ManygetError",
+    "Options",
+    "Report",
+    "Result",
+    "RetryPolicy",
+    "Status",
+    "Timeouts",
+    "UsageError",
+    "__version__",
+    "adownload",
+    "aiter_download",
+    "download",
+    "iter_download",
+    "safe_name",
+}
 
 
 def test_public_api_is_sorted_and_complete() -> None:
     """__all__ is sorted and lists exactly the public names, so changes are deliberate."""
     assert manyget.__all__ == sorted(manyget.__all__)
-    public = {name for name in dir(manyget) if not name.startswith("_")}
-    assert public == set(manyget.__all__) - {"__version__"}
+    assert set(manyget.__all__) == PUBLIC
+    for name in manyget.__all__:  # every listed name resolves (lazy ones included)
+        assert getattr(manyget, name) is not None, name
+    # Nothing public is reachable that __all__ does not list.
+    module_names = {n for n in vars(manyget) if not n.startswith("_")} - {"annotations", "TYPE_CHECKING"}
+    assert module_names <= PUBLIC
 
 
 def test_import_and_help_load_no_http_client() -> None:
     """`import manyget` and `manyget --help` stay quick: no client, asyncio or engine."""
-    heavy = ["pycurl", "aiohttp", "asyncio", "tqdm", "manyget._fetch", "manyget._api"]
+    heavy = ["pycurl", "asyncio", "tqdm", "manyget._fetch", "manyget._session"]
     probe = (
         "import sys, runpy\n"
         "import manyget\n"
@@ -42,13 +88,24 @@ def test_import_and_help_load_no_http_client() -> None:
     assert out.splitlines()[-1] == "[]"
 
 
+def ok(url: str, size: int, received: int | None = None) -> Result:
+    return Result(
+        url=url,
+        path=url,
+        status=Status.OK,
+        http_status=200,
+        bytes=size,
+        received=size if received is None else received,
+    )
+
+
 def test_tally_counts_like_the_book() -> None:
     """A tally counts results by status and adds the bytes of completed downloads."""
     tally = Tally(keep_results=True)
-    tally.add(Result("u1", "p1", Status.OK, 200, 10))
-    tally.add(Result("u2", "p2", Status.NOT_FOUND, 404))
-    tally.add(Result("u3", "p3", Status.ERROR, 503, error="HTTP 503"))
-    tally.add(Result("u4", "p4", Status.OK, 200, 5))
+    tally.add(ok("u1", 10))
+    tally.add(Result(url="u2", path=None, status=Status.NOT_FOUND, http_status=404))
+    tally.add(Result(url="u3", path=None, status=Status.ERROR, http_status=503, error="HTTP 503"))
+    tally.add(ok("u4", 5))
     report = tally.report(2.0)
     assert report.counts[Status.OK] == 2
     assert report.counts[Status.NOT_FOUND] == 1
@@ -58,14 +115,14 @@ def test_tally_counts_like_the_book() -> None:
     assert not report.ok
     assert len(report.results) == 4
     assert report.files_per_second == 2.0
-    assert "2 ok, 1 not found, 1 error" in report.summary()
+    assert "2 downloaded, 1 not found, 1 failed; 15 B received" in report.summary()
 
 
 def test_tally_without_results_keeps_nothing() -> None:
     """By default a tally keeps counts only, so memory stays flat."""
     tally = Tally()
     for _ in range(1000):
-        tally.add(Result("u", "p", Status.OK, 200, 1))
+        tally.add(ok("u", 1))
     report = tally.report(1.0)
     assert report.results == ()
     assert report.ok
@@ -75,18 +132,29 @@ def test_report_of_skipped_is_ok() -> None:
     """Skipped files count as complete."""
     from collections import Counter
 
-    assert Report(Counter({Status.SKIPPED: 3}), 0, 0.1).ok
+    report = Report(counts=Counter({Status.SKIPPED: 3}), bytes=0, elapsed=0.1)
+    assert report.ok
+    assert report.files_per_second == 0.0  # nothing was fetched
 
 
 def test_result_to_dict_is_json_ready() -> None:
     """The JSON record names the status by value."""
-    record = Result("u", "p", Status.NOT_FOUND, 404, error="HTTP 404 Not Found").to_dict()
+    record = Result(
+        url="u", path=None, status=Status.NOT_FOUND, http_status=404, error="HTTP 404 Not Found"
+    ).to_dict()
     assert record["status"] == "not_found"
     assert record["http_status"] == 404
 
 
 def fail(kind: str, status: int | None = None, retry_after: float | None = None) -> Attempt:
-    return Attempt(status, 0, None if kind == "ok" else "boom", kind, retry_after)
+    if kind == "ok" and status is not None and status >= 400:
+        kind = "status"
+    return Attempt(
+        http_status=status,
+        kind=AttemptKind(kind),
+        error=None if kind in ("ok", "status") else "boom",
+        retry_after=retry_after,
+    )
 
 
 RNG = random.Random(1)

@@ -25,26 +25,64 @@ from ._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from ._api import DEFAULT_CONCURRENCY, download, iter_download
     from ._engines import DEFAULT_ENGINE, ENGINES
     from ._jobs import Job, safe_name
+    from ._options import DEFAULT_CONCURRENCY, DEFAULT_PER_HOST, Limits, Options
     from ._policy import RetryPolicy, Timeouts
-    from ._results import Attempt, Report, Result, Status
+    from ._results import Attempt, AttemptKind, Report, Result, Status
+    from ._session import (
+        AsyncDownloader,
+        Downloader,
+        adownload,
+        aiter_download,
+        download,
+        iter_download,
+    )
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "AsyncDownloader": "._session",
+    "Attempt": "._results",
+    "AttemptKind": "._results",
+    "DEFAULT_CONCURRENCY": "._options",
+    "DEFAULT_ENGINE": "._engines",
+    "DEFAULT_PER_HOST": "._options",
+    "Downloader": "._session",
+    "ENGINES": "._engines",
+    "Job": "._jobs",
+    "Limits": "._options",
+    "Options": "._options",
+    "Report": "._results",
+    "Result": "._results",
+    "RetryPolicy": "._policy",
+    "Status": "._results",
+    "Timeouts": "._policy",
+    "adownload": "._session",
+    "aiter_download": "._session",
+    "download": "._session",
+    "iter_download": "._session",
+    "safe_name": "._jobs",
+}
+
 __all__ = [  # noqa: RUF022 - plain sorted(), checked by a test
+    "AsyncDownloader",
     "Attempt",
+    "AttemptKind",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_ENGINE",
+    "DEFAULT_PER_HOST",
     "DestinationError",
     "DiskFull",
+    "Downloader",
     "ENGINES",
     "EngineError",
     "EngineUnavailable",
     "InputError",
     "Job",
+    "Limits",
     "ManygetError",
+    "Options",
     "Report",
     "Result",
     "RetryPolicy",
@@ -52,26 +90,12 @@ __all__ = [  # noqa: RUF022 - plain sorted(), checked by a test
     "Timeouts",
     "UsageError",
     "__version__",
+    "adownload",
+    "aiter_download",
     "download",
     "iter_download",
     "safe_name",
 ]
-
-_LAZY = {
-    "Attempt": "._results",
-    "DEFAULT_CONCURRENCY": "._api",
-    "DEFAULT_ENGINE": "._engines",
-    "ENGINES": "._engines",
-    "Job": "._jobs",
-    "Report": "._results",
-    "Result": "._results",
-    "RetryPolicy": "._policy",
-    "Status": "._results",
-    "Timeouts": "._policy",
-    "download": "._api",
-    "iter_download": "._api",
-    "safe_name": "._jobs",
-}
 
 
 def __getattr__(name: str) -> object:

@@ -12,24 +12,23 @@ import argparse
 import contextlib
 import io
 import os
-import queue
 import signal
 import stat
-import string
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, TypeVar, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, TypeVar
 
+from . import __version__
 from ._engines import DEFAULT_ENGINE, ENGINES
 from ._exceptions import DestinationError, ManygetError, ServerError, UsageError
+from ._flags import DEFAULT_DELAY, DEFAULT_ERROR_RATE
 
 if TYPE_CHECKING:
     from ._jobs import _Pending
     from ._progress import Observer
     from ._results import Report
-    from ._server import Faults
 
 __all__ = ["console", "main"]
 
@@ -39,11 +38,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCAL_IO = 3
-
-REMOTE_FLAGS = "https://www.fluentpython.com/data/flags"
-FLAG_SERVERS = ("LOCAL", "DELAY", "ERROR", "REMOTE")
-DEFAULT_DELAY = "0.5"
-DEFAULT_ERROR_RATE = 0.25
 
 
 def _int_at_least(least: int) -> Callable[[str], int]:
@@ -130,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 all complete, 1 some downloads failed, 2 usage or input "
         "error, 3 local I/O error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
-    parser.add_argument("--version", action="version", version="manyget 0.1.0")
+    parser.add_argument("--version", action="version", version=f"manyget {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -467,51 +461,6 @@ def _open_list(name: str) -> IO[str]:
         raise InputError(f"cannot read URL list {name!r}: {exc.strerror or exc}") from exc
 
 
-class _ReadAhead:
-    """Items of a slow source (a pipe, a terminal) read on a thread of their own.
-
-    Iterating yields each item as soon as it has been read, and ``PENDING`` when none is
-    ready, so the engine's thread never blocks on the input while downloads are in
-    flight: a producer that pauses cannot stall transfers or trip their timeouts. At most
-    ``ahead`` items wait in memory; the reader blocks beyond that.
-    """
-
-    _END = object()
-
-    def __init__(self, source: Iterable[T], ahead: int = 4096) -> None:
-        self._items: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._room = threading.Semaphore(ahead)
-        self._thread = threading.Thread(
-            target=self._read, args=(source,), name="manyget-input", daemon=True
-        )
-        self._thread.start()
-
-    def _read(self, source: Iterable[T]) -> None:
-        try:
-            for item in source:
-                self._room.acquire()
-                self._items.put(item)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._items.put(exc)
-        self._items.put(self._END)
-
-    def __iter__(self) -> Iterator[T | _Pending]:
-        from ._jobs import PENDING
-
-        while True:
-            try:
-                item = self._items.get_nowait()
-            except queue.Empty:
-                yield PENDING
-                continue
-            if item is self._END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            self._room.release()
-            yield cast(T, item)
-
-
 def _is_slow(stream: IO[str]) -> bool:
     """Whether reading ``stream`` may block for long: anything but a regular file."""
     try:
@@ -533,11 +482,11 @@ def _dest(args: argparse.Namespace) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from ._api import run_jobs
-    from ._jobs import plan_lines, read_url_lines
+    from ._jobs import read_url_lines
     from ._policy import RetryPolicy
     from ._progress import Bar, FailureLines, JsonLines, VerboseLines
     from ._results import Tally
+    from ._session import Downloader
 
     if not args.urls and args.input is None:
         raise UsageError("no URLs: give some as arguments or with -i FILE (or -i - for stdin)")
@@ -549,7 +498,12 @@ def _get(args: argparse.Namespace) -> int:
             yield None, url
         if source is not None:
             lines = read_url_lines(source)
-            yield from _ReadAhead(lines) if _is_slow(source) else lines
+            if _is_slow(source):
+                from ._input import ReadAhead
+
+                yield from ReadAhead(lines)
+            else:
+                yield from lines
 
     observers: list[Observer] = []
     bar = None
@@ -561,27 +515,27 @@ def _get(args: argparse.Namespace) -> int:
     if args.json:
         observers.append(JsonLines(sys.stdout))
     total = len(args.urls) if source is None else None
+    session = Downloader(
+        dest,
+        progress=observers,
+        engine=args.engine,
+        concurrency=args.jobs,
+        per_host=args.per_host,
+        timeout=args.timeout,
+        retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
+        overwrite=args.overwrite,
+        max_size=args.max_size,
+        ca_file=args.cacert,
+        allow_downgrade=args.allow_downgrade,
+        content_disposition=args.content_disposition,
+    )
     tally = Tally()
     start = time.monotonic()
     with source if source is not None and source is not sys.stdin else contextlib.nullcontext():
-        results = run_jobs(
-            plan_lines(pairs()),
-            dest,
-            total=total,
-            engine=args.engine,
-            concurrency=args.jobs,
-            per_host=args.per_host,
-            timeout=args.timeout,
-            retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
-            overwrite=args.overwrite,
-            max_size=args.max_size,
-            ca_file=args.cacert,
-            allow_downgrade=args.allow_downgrade,
-            content_disposition=args.content_disposition,
-            progress=observers,
-        )
+        results = session.iterate_lines(pairs(), total=total, tally=tally)
         try:
-            tally.extend(results)
+            for _ in results:
+                pass
         except (KeyboardInterrupt, DestinationError):
             report = tally.report(time.monotonic() - start)
             _print_summary(report, quiet=args.quiet, partial=True)
@@ -601,156 +555,10 @@ def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> Non
 # --------------------------------------------------------------------------- flags
 
 
-class _FlagsUsage(Exception):
-    """A usage error reported the book's way: ``*** Usage error: ...``."""
-
-
-def expand_cc_args(every: bool, all_: bool, cc_args: Sequence[str], limit: int) -> list[str]:
-    """The book's ``expand_cc_args``: ``-e`` over ``-a`` over codes; sorted, limited."""
-    from ._server import COUNTRY_CODES
-
-    codes: set[str] = set()
-    a_z = string.ascii_uppercase
-    if every:
-        codes.update(a + b for a in a_z for b in a_z)
-    elif all_:
-        codes.update(COUNTRY_CODES)
-    else:
-        for cc in (c.upper() for c in cc_args):
-            if len(cc) == 1 and cc in a_z:
-                codes.update(cc + c for c in a_z)
-            elif len(cc) == 2 and all(c in a_z for c in cc):
-                codes.add(cc)
-            else:
-                raise _FlagsUsage("each CC argument must be A to Z or AA to ZZ.")
-    return sorted(codes)[:limit]
-
-
-def _flags_args(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
-    """Validate like the book's ``process_args``; return codes, label and base URL."""
-    from ._server import POP20_CC
-
-    if args.max_req is not None and args.max_req < 1:
-        raise _FlagsUsage("--max_req CONCURRENT must be >= 1")
-    if args.limit < 1:
-        raise _FlagsUsage("--limit N must be >= 1")
-    server = args.server
-    base_url: str | None = None
-    if server.upper() in FLAG_SERVERS:
-        label = server.upper()
-        if label == "REMOTE":
-            base_url = REMOTE_FLAGS
-    elif server.lower().startswith(("http://", "https://")):
-        label, base_url = "CUSTOM", server.rstrip("/")
-    else:
-        raise _FlagsUsage(
-            "--server LABEL must be one of " + ", ".join(sorted(FLAG_SERVERS)) + " or a URL"
-        )
-    cc_list = expand_cc_args(args.every, args.all, args.cc, args.limit)
-    if not cc_list:
-        cc_list = sorted(POP20_CC)[: args.limit]
-    return cc_list, label, base_url
-
-
-def _flag_faults(label: str, args: argparse.Namespace) -> Faults:
-    from ._server import Faults, parse_delay
-
-    delay = args.delay if args.delay is not None else parse_delay(DEFAULT_DELAY)
-    if label == "DELAY":
-        return Faults(delay=delay)
-    if label == "ERROR":
-        return Faults(delay=delay, delay_rate=0.5, error_rate=args.error_rate)
-    return Faults()
-
-
-def initial_report(cc_list: Sequence[str], actual_req: int, label: str, base_url: str) -> None:
-    cc_msg = ", ".join(cc_list) if len(cc_list) <= 10 else f"from {cc_list[0]} to {cc_list[-1]}"
-    print(f"{label} site: {base_url}")
-    plural = "s" if len(cc_list) != 1 else ""
-    print(f"Searching for {len(cc_list)} flag{plural}: {cc_msg}")
-    if actual_req == 1:
-        print("1 connection will be used.")
-    else:
-        print(f"{actual_req} concurrent connections will be used.")
-
-
-def final_report(report: Report, elapsed: float) -> None:
-    from ._results import Status
-
-    counts = report.counts
-    print("-" * 20)
-    plural = "s" if counts[Status.OK] != 1 else ""
-    print(f"{counts[Status.OK]:3} flag{plural} downloaded.")
-    if counts[Status.NOT_FOUND]:
-        print(f"{counts[Status.NOT_FOUND]:3} not found.")
-    if counts[Status.ERROR]:
-        plural = "s" if counts[Status.ERROR] != 1 else ""
-        print(f"{counts[Status.ERROR]:3} error{plural}.")
-    print(f"Elapsed time: {elapsed:.2f}s")
-
-
 def _flags(args: argparse.Namespace) -> int:
-    from ._api import DEFAULT_CONCURRENCY
+    from ._flags import run_demo
 
-    try:
-        cc_list, label, base_url = _flags_args(args)
-    except _FlagsUsage as exc:
-        print(f"*** Usage error: {exc}")
-        print(args.usage, end="")
-        return EXIT_USAGE
-    max_req = args.max_req if args.max_req is not None else DEFAULT_CONCURRENCY
-    actual_req = 1 if args.engine == "sequential" else min(max_req, len(cc_list))
-    with contextlib.ExitStack() as stack:
-        if base_url is None:
-            from ._server import Server
-
-            server = stack.enter_context(Server(faults=_flag_faults(label, args)))
-            base_url = server.flags_url
-        initial_report(cc_list, actual_req, label, base_url)
-        return _download_flags(cc_list, base_url, actual_req, args)
-
-
-def _download_flags(
-    cc_list: Sequence[str], base_url: str, actual_req: int, args: argparse.Namespace
-) -> int:
-    from ._api import run_jobs
-    from ._jobs import plan
-    from ._progress import Bar
-    from ._results import Status, Tally
-
-    urls = [f"{base_url}/{cc.lower()}/{cc.lower()}.gif" for cc in cc_list]
-    code_of = dict(zip(urls, cc_list, strict=True))
-    observers: list[Observer] = []
-    if not args.verbose and sys.stderr.isatty():
-        observers.append(Bar(sys.stderr))
-    tally = Tally()
-    start = time.perf_counter()
-    results = run_jobs(
-        plan(urls),
-        args.dest or "downloads",
-        total=len(urls),
-        engine=args.engine,
-        concurrency=actual_req,
-        per_host=actual_req,  # one server, as in the book: -m is the only limit
-        retries=args.retries,
-        overwrite=True,  # the demo downloads every time, as the book's scripts did
-        progress=observers,
-    )
-    for result in results:
-        tally.add(result)
-        if args.verbose:
-            cc = code_of.get(result.url, "??")
-            if result.status is Status.OK:
-                print(cc, "OK")
-            elif result.status is Status.NOT_FOUND:
-                print(cc, f"not found: {result.url}")
-            else:
-                print(cc, f"error: {result.error}")
-    elapsed = time.perf_counter() - start
-    report = tally.report(elapsed)
-    assert report.total == len(cc_list), "some downloads are unaccounted for"
-    final_report(report, elapsed)
-    return EXIT_OK
+    return run_demo(args)
 
 
 # --------------------------------------------------------------------------- bench

@@ -16,14 +16,18 @@ clock is read: callers pass ``now``.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Final
 
 from ._jobs import Job, _Pending
-from ._results import Result
+from ._results import Attempt, Result, conclude
 
-__all__ = ["WAIT", "HostGate"]
+if TYPE_CHECKING:
+    from ._policy import RetryPolicy
+
+__all__ = ["WAIT", "Feeder", "HostGate"]
 
 
 class _Wait:
@@ -126,3 +130,138 @@ class HostGate:
         if self._starved:
             times.append(_INPUT_POLL)
         return max(0.0, min(times)) if times else None
+
+
+class Feeder:
+    """The one feeding rule every driver follows: which attempt starts next, and when a
+    job is done.
+
+    Theory of operation: a driver (a libcurl multi loop, an event loop, a thread pool, a
+    pool of processes) only knows how to run one attempt at a job and how to wait. It asks
+    :meth:`next` for work while it has room, runs what it gets, and passes each attempt's
+    outcome to :meth:`ended`, which either concludes the job (a :class:`Result`, reported to
+    the gate) or schedules a retry once the policy's backoff is over. A retry waiting out
+    its backoff holds no transfer, but still counts against the job's host in the gate
+    (politeness) and against ``capacity`` (memory). :meth:`wait` says how long the driver
+    may block for I/O before asking again: until the next retry is due, until a paused host
+    may resume, or, with a slow input, 20 ms. Nothing here reads a clock or does I/O.
+    """
+
+    __slots__ = (
+        "_accept",
+        "_due",
+        "_order",
+        "_prefix",
+        "_retry",
+        "_tries",
+        "capacity",
+        "exhausted",
+        "gate",
+        "kept_bytes",
+        "kept_files",
+        "running",
+    )
+
+    def __init__(
+        self,
+        gate: HostGate,
+        retry: RetryPolicy,
+        capacity: int,
+        prefix: str,
+        accept: Callable[[Job], bool] | None = None,
+    ) -> None:
+        self.gate = gate
+        self.capacity = capacity
+        self._retry = retry
+        self._prefix = prefix  # the destination with its trailing separator
+        self._accept = accept
+        # job index -> (attempts so far, when the first began)
+        self._tries: dict[int, tuple[list[Attempt], float]] = {}
+        self._due: list[tuple[float, int, Job]] = []  # retries waiting out their backoff
+        self._order = 0
+        self.running = 0  # attempts started and not yet ended
+        self.exhausted = False  # the gate has no more jobs
+        self.kept_files = 0  # partial files that cancelled attempts left for a resume
+        self.kept_bytes = 0
+
+    @property
+    def finished(self) -> bool:
+        """True when every job has been handed out and concluded."""
+        return self.exhausted and not self.running and not self._due
+
+    @property
+    def held(self) -> int:
+        """Jobs started and not concluded: running, or waiting to be retried."""
+        return self.running + len(self._due)
+
+    def path(self, job: Job) -> str:
+        return self._prefix + job.name
+
+    def next(self, now: float) -> tuple[Job, bool] | None:
+        """The next attempt to start at ``now`` and whether it is the job's first; None
+        when there is no room or nothing is ready (ask again after :meth:`wait`)."""
+        due = self._due
+        if due and due[0][0] <= now:
+            self.running += 1
+            return heapq.heappop(due)[2], False
+        while self.running + len(due) < self.capacity and not self.exhausted:
+            job = self.gate.take(now)
+            if job is None:
+                self.exhausted = True
+                return None
+            if not isinstance(job, Job):
+                return None  # WAIT
+            if self._accept is not None and not self._accept(job):
+                self.gate.done(job, None, now)  # cancelled before it started
+                continue
+            self.running += 1
+            self._tries[job.index] = ([], now)
+            return job, True
+        return None
+
+    def ended(self, job: Job, attempt: Attempt, now: float) -> Result | None:
+        """Record ``attempt`` at ``job``: its :class:`Result` when the job is done, None
+        when it will be tried again (handed out by :meth:`next` once due)."""
+        self.running -= 1
+        history, started = self._tries[job.index]
+        history.append(attempt)
+        delay = None if attempt.complete else self._retry.delay_for(history)
+        if delay is None:
+            del self._tries[job.index]
+            result = conclude(job, self._prefix + job.name, history, now - started)
+            self.gate.done(job, result, now)
+            return result
+        self._order += 1
+        heapq.heappush(self._due, (now + delay, self._order, job))
+        return None
+
+    def skipped(self, job: Job, result: Result, now: float) -> Result:
+        """``job`` needed no request (a bad URL, a file already complete): ``result``."""
+        self.running -= 1
+        del self._tries[job.index]
+        self.gate.done(job, result, now)
+        return result
+
+    def lost(self, job: Job, now: float) -> None:
+        """``job``'s attempt was cancelled, or its worker vanished without an answer."""
+        self.running -= 1
+        self._tries.pop(job.index, None)
+        self.gate.done(job, None, now)
+
+    def cancelled(self, job: Job, attempt: Attempt) -> None:
+        """``attempt`` was cancelled as the run stopped; count what it kept for a resume."""
+        self.running -= 1
+        self._tries.pop(job.index, None)
+        if attempt.kept:
+            self.kept_files += 1
+            self.kept_bytes += attempt.kept
+
+    def wait(self, now: float) -> float | None:
+        """Seconds a driver may wait for I/O before calling :meth:`next` again; None when
+        only the end of a running attempt can make more work ready."""
+        soonest = self._due[0][0] - now if self._due else None
+        if not self.exhausted and self.running + len(self._due) < self.capacity:
+            wake = self.gate.wake_in(now)
+            if wake is not None and (soonest is None or wake < soonest):
+                soonest = wake
+        return None if soonest is None else max(0.0, soonest)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import __version__
 from ._exceptions import UsageError
-from ._results import Attempt
+from ._results import Attempt, AttemptKind
 
 if TYPE_CHECKING:
     import random
@@ -32,7 +33,12 @@ __all__ = [
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Which budget each kind of failure draws on; kinds not listed are never retried.
-_BUDGET_OF = {"status": "status", "connect": "connect", "refused": "connect", "read": "read"}
+_BUDGET_OF = {
+    AttemptKind.STATUS: "status",
+    AttemptKind.CONNECT: "connect",
+    AttemptKind.REFUSED: "connect",
+    AttemptKind.READ: "read",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,19 +93,17 @@ class RetryPolicy:
     ) -> float | None:
         """Seconds to wait before trying again after ``history``, or ``None`` to stop."""
         last = history[-1]
-        if last.kind == "ok" and (last.http_status is None or last.http_status < 400):
-            return None
-        kind = "status" if last.kind == "ok" else last.kind
+        kind = last.kind
         budget_name = _BUDGET_OF.get(kind)
         if budget_name is None or len(history) > self.retries:
             return None
-        if kind == "status" and last.http_status not in self.statuses:
+        if kind is AttemptKind.STATUS and last.http_status not in self.statuses:
             return None
-        if kind == "refused" and not self.refused:
+        if kind is AttemptKind.REFUSED and not self.refused:
             return None
         budget: int | None = getattr(self, budget_name)
         if budget is not None:
-            spent = sum(1 for a in history if _BUDGET_OF.get(_kind(a)) == budget_name)
+            spent = sum(1 for a in history if _BUDGET_OF.get(a.kind) == budget_name)
             if spent > budget:
                 return None
         if last.retry_after is not None:
@@ -110,10 +114,6 @@ class RetryPolicy:
 
             return random.uniform(0, ceiling)
         return rng.uniform(0, ceiling)
-
-
-def _kind(attempt: Attempt) -> str:
-    return "status" if attempt.kind == "ok" else attempt.kind
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -197,7 +197,7 @@ class Settings:
     dest: Path
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    user_agent: str = "manyget"
+    user_agent: str = f"manyget/{__version__}"
     overwrite: bool = False
     max_size: int | None = None  # bytes; a longer body is cut off while streaming
     ca_file: str | None = None  # PEM bundle of extra trusted certificates

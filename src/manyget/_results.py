@@ -9,10 +9,26 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["Attempt", "Report", "Result", "Status", "Tally"]
+if TYPE_CHECKING:
+    from ._jobs import Job
+
+_NOT_FOUND = frozenset({404, 410})
+
+__all__ = [
+    "Attempt",
+    "AttemptKind",
+    "Report",
+    "Result",
+    "Status",
+    "Tally",
+    "conclude",
+    "http_error",
+    "human_bytes",
+]
 
 
 class Status(enum.Enum):
@@ -29,23 +45,40 @@ class Status(enum.Enum):
         return self in (Status.OK, Status.SKIPPED)
 
 
-@dataclass(frozen=True, slots=True)
+class AttemptKind(enum.StrEnum):
+    """How one request ended: a usable response, or the kind of failure (which decides
+    whether, and on which budget, it is retried)."""
+
+    OK = "ok"  # a 1xx-3xx response, or a 2xx body stored
+    STATUS = "status"  # a response with an error status (4xx, 5xx)
+    REFUSED = "refused"  # the connection was refused
+    CONNECT = "connect"  # no connection: name not resolved, unreachable, connect timeout
+    READ = "read"  # the connection broke, stalled, or the body was cut short
+    TLS = "tls"  # the TLS handshake or the certificate failed
+    FATAL = "fatal"  # never worth retrying: redirect loop, malformed response, busy file
+    DISK = "disk"  # the disk is full (the run stops)
+    LOCAL = "local"  # another local write error
+    CANCELLED = "cancelled"  # the run stopped while the request was in flight
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
     """What one request produced.
 
-    ``kind`` says how it ended: ``"ok"`` (a response, whatever its status), or the failure:
-    ``"refused"``, ``"connect"`` (no connection), ``"read"`` (the connection broke, stalled
-    or the body was cut short), ``"tls"``, ``"fatal"`` (never worth retrying: a redirect
-    loop, a malformed response, a local write error). ``retry_after`` is the server's
-    ``Retry-After`` in seconds, when it sent one. ``complete`` is true when the attempt
-    published the whole file under its final name, ``saved_as`` (when not the name planned
-    from the URL: a ``Content-Disposition`` name).
+    ``kind`` says how it ended (:class:`AttemptKind`). ``nbytes`` is the size of the file
+    it published, ``received`` the body bytes that crossed the wire (less than ``nbytes``
+    for a resumed file), ``kept`` the bytes left in a partial file for a resume.
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one.
+    ``complete`` is true when the attempt published the whole file under its final name,
+    ``saved_as`` (when not the name planned from the URL: a ``Content-Disposition`` name).
     """
 
     http_status: int | None
-    nbytes: int = 0
+    kind: AttemptKind = AttemptKind.OK
     error: str | None = None
-    kind: str = "ok"
+    nbytes: int = 0
+    received: int = 0
+    kept: int = 0
     retry_after: float | None = None
     complete: bool = False
     saved_as: str | None = None
@@ -56,13 +89,16 @@ class Attempt:
         return self.complete
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     """The outcome of one URL.
 
-    ``path`` is where the file is (or would have been) saved, relative to nothing: it is
-    the full path manyget used. ``http_status`` is the last HTTP status seen, or ``None``
-    when no response arrived. ``attempts`` counts requests sent for this URL.
+    ``path`` is the full path of the file, when there is one after the run (downloaded or
+    already complete); ``None`` otherwise. ``http_status`` is the last HTTP status seen, or
+    ``None`` when no response arrived. ``bytes`` is the size of the file at ``path``;
+    ``received`` the body bytes fetched for it in this run (less than ``bytes`` for a
+    resumed file, 0 for a skipped one); ``kept`` the bytes left in a partial file for a
+    later resume. ``attempts`` counts requests sent for this URL.
     """
 
     url: str
@@ -70,6 +106,8 @@ class Result:
     status: Status
     http_status: int | None = None
     bytes: int = 0
+    received: int = 0
+    kept: int = 0
     seconds: float = 0.0
     attempts: int = 1
     error: str | None = None
@@ -87,28 +125,42 @@ class Result:
             "status": self.status.value,
             "http_status": self.http_status,
             "bytes": self.bytes,
+            "received": self.received,
+            "kept": self.kept,
             "seconds": round(self.seconds, 6),
             "attempts": self.attempts,
             "error": self.error,
             "history": [
-                {"http_status": a.http_status, "kind": a.kind, "error": a.error}
+                {"http_status": a.http_status, "kind": a.kind.value, "error": a.error}
                 for a in self.history
             ],
         }
 
 
-@dataclass(frozen=True, slots=True)
+_LABELS = {
+    Status.OK: "downloaded",
+    Status.SKIPPED: "skipped",
+    Status.NOT_FOUND: "not found",
+    Status.ERROR: "failed",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """What a whole run added up to.
 
     ``counts`` is a :class:`collections.Counter` keyed by :class:`Status`, as in the book.
-    ``results`` holds every :class:`Result` in completion order when the run kept them,
-    and is empty otherwise (see ``download(keep_results=...)``).
+    ``bytes`` counts the body bytes received in this run (so a resumed file counts only
+    its rest, a skipped one nothing); ``kept_files`` and ``kept_bytes`` the partial files
+    left for a resume. ``results`` holds every :class:`Result` in completion order when
+    the run kept them, and is empty otherwise (see ``download(keep_results=...)``).
     """
 
     counts: Counter[Status]
     bytes: int
     elapsed: float
+    kept_files: int = 0
+    kept_bytes: int = 0
     results: tuple[Result, ...] = ()
 
     @property
@@ -126,16 +178,30 @@ class Report:
 
     @property
     def files_per_second(self) -> float:
-        return self.total / self.elapsed if self.elapsed > 0 else 0.0
+        """Files fetched per second; files already complete are not counted."""
+        fetched = self.total - self.counts[Status.SKIPPED]
+        return fetched / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.bytes / self.elapsed if self.elapsed > 0 else 0.0
 
     def summary(self) -> str:
-        """One line: counts by status, bytes, elapsed time and rate."""
-        parts = [f"{self.counts[s]} {s.value.replace('_', ' ')}" for s in Status if self.counts[s]]
-        counts = ", ".join(parts) if parts else "nothing to do"
-        return (
-            f"{counts}; {_human_bytes(self.bytes)} in {self.elapsed:.2f}s "
-            f"({self.files_per_second:,.1f} files/s)"
+        """One line: counts by status, bytes received, elapsed time and rates (sizes in
+        powers of 1000: kB, MB, GB)."""
+        parts = [f"{self.counts[s]:,} {_LABELS[s]}" for s in Status if self.counts[s]]
+        counts = ", ".join(parts) if parts else "nothing done"
+        line = (
+            f"{counts}; {human_bytes(self.bytes)} received in {self.elapsed:.2f}s "
+            f"({self.files_per_second:,.1f} files/s, {human_bytes(self.bytes_per_second)}/s)"
         )
+        if self.kept_files:
+            plural = "s" if self.kept_files != 1 else ""
+            line += (
+                f"; {self.kept_files:,} partial file{plural} "
+                f"({human_bytes(self.kept_bytes)}) kept for a resume"
+            )
+        return line
 
 
 @dataclass(slots=True)
@@ -145,12 +211,16 @@ class Tally:
     keep_results: bool = False
     counts: Counter[Status] = field(default_factory=Counter)
     bytes: int = 0
+    kept_files: int = 0
+    kept_bytes: int = 0
     results: list[Result] = field(default_factory=list)
 
     def add(self, result: Result) -> Result:
         self.counts[result.status] += 1
-        if result.status is Status.OK:
-            self.bytes += result.bytes
+        self.bytes += result.received
+        if result.kept:
+            self.kept_files += 1
+            self.kept_bytes += result.kept
         if self.keep_results:
             self.results.append(result)
         return result
@@ -159,13 +229,73 @@ class Tally:
         for result in results:
             self.add(result)
 
+    def keep(self, files: int, nbytes: int) -> None:
+        """Transfers cancelled when the run stopped left ``files`` partial files of
+        ``nbytes`` bytes in all, for a resume."""
+        self.kept_files += files
+        self.kept_bytes += nbytes
+
     def report(self, elapsed: float) -> Report:
-        return Report(Counter(self.counts), self.bytes, elapsed, tuple(self.results))
+        return Report(
+            counts=Counter(self.counts),
+            bytes=self.bytes,
+            elapsed=elapsed,
+            kept_files=self.kept_files,
+            kept_bytes=self.kept_bytes,
+            results=tuple(self.results),
+        )
 
 
-def _human_bytes(n: int) -> str:
+def conclude(job: Job, path: str, history: Sequence[Attempt], seconds: float) -> Result:
+    """Turn the attempts at ``job``, to be saved at ``path``, into its :class:`Result`."""
+    last = history[-1]
+    code = last.http_status
+    kept = tuple(history)
+    received = sum(a.received for a in kept)
+    if last.succeeded:
+        return Result(
+            url=job.url,
+            path=last.saved_as or path,
+            status=Status.OK,
+            http_status=code,
+            bytes=last.nbytes,
+            received=received,
+            seconds=seconds,
+            attempts=len(kept),
+            history=kept,
+        )
+    not_found = last.kind is AttemptKind.STATUS and code in _NOT_FOUND
+    return Result(
+        url=job.url,
+        path=None,
+        status=Status.NOT_FOUND if not_found else Status.ERROR,
+        http_status=code,
+        received=received,
+        kept=last.kept,
+        seconds=seconds,
+        attempts=len(kept),
+        error=last.error or http_error(code),
+        history=kept,
+    )
+
+
+def http_error(code: int | None) -> str:
+    """``HTTP 404 Not Found``: the error text of a response that made no file."""
+    if code is None:
+        return "no response"
+    import http
+
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return f"HTTP {code} {phrase}"
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes in powers of 1000: ``512 B``, ``7.8 MB``."""
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
+    for unit in ("B", "kB", "MB", "GB"):
         if size < 1000 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000

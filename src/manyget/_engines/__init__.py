@@ -1,11 +1,13 @@
 """Engines: interchangeable ways to run many downloads at once.
 
-An engine is one function, ``run(gate, settings, concurrency) -> Iterator[Result]``: it
-takes jobs from the :class:`~manyget._hosts.HostGate` (which reads the list lazily and
-applies the per-host limits) as slots free up, keeps at most ``concurrency`` downloads in
-flight, tells the gate when each one ends, and yields each result as it completes.
-Engines are imported only when chosen, so ``import manyget`` and ``manyget --help`` stay
-fast.
+An engine is one function, ``run(feeder, settings) -> Iterator[Batch]``: it builds a
+runner (a libcurl multi loop, an event loop, a thread pool, worker processes) and drives
+it with the :class:`~manyget._hosts.Feeder`, which hands out attempts within the per-host
+limits and ``feeder.capacity``, decides retries and concludes results; each batch is the
+``(job, result)`` pairs that completed in one turn. Every engine runs the same libcurl
+transfer (``manyget._fetch``); they differ only in how they wait. An engine module may
+set ``CONCURRENCY`` when it always runs that many at once (``sequential``: 1). Engines are
+imported only when chosen, so ``import manyget`` and ``manyget --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -19,23 +21,29 @@ if TYPE_CHECKING:  # only types: the command line imports this module for engine
     from collections.abc import Callable, Iterator
     from typing import TypeAlias
 
-    from .._hosts import HostGate
+    from .._hosts import Feeder
     from .._policy import Settings
-    from .._results import Result
+    from ._drive import Batch
 
-    EngineRun: TypeAlias = Callable[[HostGate, Settings, int], Iterator[Result]]
+    EngineRun: TypeAlias = Callable[[Feeder, Settings], Iterator[Batch]]
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "get_engine"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "fixed_concurrency", "get_engine"]
 
 # name -> (module, what to install when its import fails)
 ENGINES: dict[str, tuple[str, str]] = {
     "sequential": ("._sequential", "pycurl"),
     "threads": ("._threads", "pycurl"),
     "processes": ("._processes", "pycurl"),
-    "asyncio": ("._asyncio", "aiohttp"),
+    "asyncio": ("._asyncio", "pycurl"),
     "multi": ("._multi", "pycurl"),
 }
 DEFAULT_ENGINE = "multi"
+_FIXED = {"sequential": 1}  # engines that always run this many downloads at once
+
+
+def fixed_concurrency(name: str) -> int | None:
+    """How many downloads engine ``name`` runs at once whatever it is asked, if fixed."""
+    return _FIXED.get(name)
 
 
 def get_engine(name: str) -> EngineRun:

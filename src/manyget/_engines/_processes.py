@@ -5,14 +5,15 @@ Theory of operation: one process per core (at most ``concurrency``) is started b
 (``spawn`` where there is none), so no thread of the parent, such as an embedded server,
 is ever forked. Each worker owns an inbox queue and runs a libcurl
 multi loop (``_multi.MultiLoop``) of ``ceil(concurrency / workers)`` transfers: it starts
-each job it receives and sends the results of each turn of its loop back together, each
-tagged with its job's index, on one shared outbox. The parent reads the list lazily and
-keeps every worker's backlog short (twice its share of the concurrency), always feeding
-the least-loaded worker, so memory stays flat and a slow worker does not hold up the
-others. Jobs and results travel in batches: a queue's per-message cost (pickling, a
-feeder thread, a pipe write, a lock) is paid once per turn rather than once per file.
-It remembers which jobs each worker holds: when a worker dies, those jobs are reported as
-errors and a new worker takes its place.
+an attempt at each job it receives and sends the attempts that ended in each turn of its
+loop back together, each tagged with its job's index, on one shared outbox. The parent
+runs the same :func:`~manyget._engines._drive.drive` loop as every engine: it decides
+retries and results, reads the list lazily and keeps every worker's backlog short (its
+share of the concurrency again), always feeding the least-loaded worker, so memory stays
+flat and a slow worker does not hold up the others. Jobs and attempts travel in batches:
+a queue's per-message cost (pickling, a feeder thread, a pipe write, a lock) is paid once
+per turn rather than once per file. The parent remembers which jobs each worker holds:
+when a worker dies, their attempts fail and a new worker takes its place.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._hosts import HostGate
+from .._fetch import preflight
+from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
-from .._results import Result
+from .._results import Attempt, Result
+from ._drive import Batch, drive
 from ._multi import MultiLoop
-from ._window import failed
+from ._window import failed_attempt
 
 __all__ = ["run"]
 
@@ -81,33 +84,28 @@ def _worker(
     closed = False
     checked = time.monotonic()
     try:
-        while not closed or loop.load or pending:
+        while not closed or loop.busy or pending:
             now = time.monotonic()
             if now - checked > _POLL:
                 checked = now
                 if not _parent_alive(parent):
                     return
-            done: list[tuple[int, Result]] = []
             while loop.free and (pending or not closed):
                 if not pending:
                     try:
                         # Wait only when idle, and never for long: the parent may be gone.
-                        batch = inbox.get(block=not loop.load, timeout=_POLL)
+                        batch = inbox.get(block=not loop.busy, timeout=_POLL)
                     except queue.Empty:
                         break
                     if batch is None:
                         closed = True
                         break
                     pending.extend(batch)
-                job = pending.popleft()
-                answer = loop.add(job)
-                if answer is not None:
-                    done.append((job.index, answer))
+                loop.start(pending.popleft())
             # Short waits while more jobs may arrive; longer ones once the inbox is closed.
-            for job, result in loop.step(1.0 if closed and not pending else _REFILL):
-                done.append((job.index, result))
-            if done:
-                outbox.put((wid, done))
+            ended = loop.wait(1.0 if closed and not pending else _REFILL)
+            if ended:
+                outbox.put((wid, [(job.index, attempt) for job, attempt in ended]))
     finally:
         loop.close()
 
@@ -121,104 +119,89 @@ class _Slot:
     held: dict[int, Job] = field(default_factory=dict)
 
 
-def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
-    """Fetch jobs on worker processes, yielding results as they complete."""
-    ctx = _context()
-    nworkers = max(1, min(os.cpu_count() or 1, concurrency))
-    capacity = math.ceil(concurrency / nworkers)
-    backlog = 2 * capacity
-    outbox: Any = ctx.Queue()
-    slots: list[_Slot] = []
+class _Pool:
+    """A :class:`~manyget._engines._drive.Runner` whose attempts run in worker processes."""
 
-    def start(wid: int) -> _Slot:
-        inbox: Any = ctx.Queue()
-        process = ctx.Process(
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        self._ctx = _context()
+        self._settings = settings
+        self._prefix = os.path.join(settings.dest, "")
+        nworkers = max(1, min(os.cpu_count() or 1, concurrency))
+        self._capacity = math.ceil(concurrency / nworkers)
+        self._outbox: Any = self._ctx.Queue()
+        self._batches: dict[int, list[Job]] = {}
+        self.slots: list[_Slot] = []
+        self.slots.extend(self._spawn(wid) for wid in range(nworkers))
+
+    def _spawn(self, wid: int) -> _Slot:
+        inbox: Any = self._ctx.Queue()
+        process = self._ctx.Process(
             target=_worker,
-            args=(wid, inbox, outbox, settings, capacity, os.getpid()),
+            args=(wid, inbox, self._outbox, self._settings, self._capacity, os.getpid()),
             name=f"manyget-worker-{wid}",
             daemon=True,
         )
         process.start()
         return _Slot(process, inbox)
 
-    exhausted = announced = False  # no more jobs; the workers were told so (once)
+    def preflight(self, job: Job) -> Result | None:
+        return preflight(job, self._prefix + job.name, self._settings)
 
-    def feed() -> None:
-        nonlocal exhausted, announced
-        now = time.monotonic()
-        batches: dict[int, list[Job]] = {}
-        while not exhausted:
-            wid = min(range(len(slots)), key=lambda w: len(slots[w].held))
-            if len(slots[wid].held) >= backlog:
-                break
-            job = gate.take(now)
-            if job is None:
-                exhausted = True
-                break
-            if not isinstance(job, Job):
-                break  # WAIT: a host limit or pause; asked again after each result
-            slots[wid].held[job.index] = job
-            batches.setdefault(wid, []).append(job)
-        for wid, jobs in batches.items():
-            slots[wid].inbox.put(jobs)
-        if exhausted and not announced:
-            announced = True
-            for slot in slots:
+    def start(self, job: Job) -> None:
+        slots = self.slots
+        wid = min(range(len(slots)), key=lambda w: len(slots[w].held))
+        slots[wid].held[job.index] = job
+        self._batches.setdefault(wid, []).append(job)
+
+    def wait(self, timeout: float) -> list[tuple[Job, Attempt]]:
+        for wid, jobs in self._batches.items():  # one message per worker per turn
+            self.slots[wid].inbox.put(jobs)
+        self._batches.clear()
+        try:
+            wid, done = self._outbox.get(timeout=min(timeout, _POLL))
+        except queue.Empty:
+            return list(self._replace_dead())
+        held = self.slots[wid].held
+        return [(held.pop(index), attempt) for index, attempt in done]
+
+    def _replace_dead(self) -> Iterator[tuple[Job, Attempt]]:
+        for wid, slot in enumerate(self.slots):
+            code = slot.process.exitcode
+            if code is None or not slot.held:
+                continue
+            lost = list(slot.held.values())
+            self.slots[wid] = self._spawn(wid)
+            error = ChildProcessError(f"worker process exited ({code})")
+            for job in lost:
+                yield job, failed_attempt(error)
+
+    def stop(self, *, abort: bool) -> None:
+        """Close every inbox; when the run was cut short, also stop the work in flight."""
+        for slot in self.slots:
+            with contextlib.suppress(Exception):
                 slot.inbox.put(None)
+        for slot in self.slots:
+            if abort and slot.process.exitcode is None:
+                slot.process.terminate()  # SIGTERM: the worker cleans up and exits
+            slot.process.join(timeout=5)
+            if slot.process.exitcode is None:
+                slot.process.kill()
+                slot.process.join(timeout=5)
+        for q in [*(slot.inbox for slot in self.slots), self._outbox]:
+            q.cancel_join_thread()
+            q.close()
 
+
+def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
+    """Fetch jobs on worker processes, yielding results as they complete."""
+    concurrency = feeder.capacity
+    # Each worker holds a backlog as long as its share of the transfers, so it never
+    # idles while the parent answers: the feeder may hand out twice the concurrency.
+    feeder.capacity = 2 * concurrency
+    pool = _Pool(settings, concurrency)
     finished = False
     try:
-        slots.extend(start(wid) for wid in range(nworkers))
-        feed()
-        while not exhausted or any(slot.held for slot in slots):
-            wake = None if exhausted else gate.wake_in(time.monotonic())
-            try:
-                wid, done = outbox.get(timeout=_POLL if wake is None else min(_POLL, wake))
-            except queue.Empty:
-                for job, lost in _replace_dead(slots, start, settings, exhausted):
-                    gate.done(job, None, time.monotonic())
-                    yield lost
-                feed()
-                continue
-            held = slots[wid].held
-            for index, result in done:
-                job = held.pop(index, None)
-                if job is not None:
-                    gate.done(job, result, time.monotonic())
-                yield result
-            feed()
+        yield from drive(feeder, pool)
         finished = True
     finally:
-        _stop(slots, outbox, abort=not finished)
-
-
-def _replace_dead(
-    slots: list[_Slot], start: Any, settings: Settings, exhausted: bool
-) -> Iterator[tuple[Job, Result]]:
-    for wid, slot in enumerate(slots):
-        code = slot.process.exitcode
-        if code is None or not slot.held:
-            continue
-        lost = list(slot.held.values())
-        slots[wid] = start(wid)
-        if exhausted:
-            slots[wid].inbox.put(None)
-        for job in lost:
-            yield job, failed(job, settings, ChildProcessError(f"worker process exited ({code})"))
-
-
-def _stop(slots: list[_Slot], outbox: Any, *, abort: bool) -> None:
-    """Close every inbox; when the run was cut short, also stop the work in flight."""
-    for slot in slots:
-        with contextlib.suppress(Exception):
-            slot.inbox.put(None)
-    for slot in slots:
-        if abort and slot.process.exitcode is None:
-            slot.process.terminate()  # SIGTERM: the worker cleans up and exits
-        slot.process.join(timeout=5)
-        if slot.process.exitcode is None:
-            slot.process.kill()
-            slot.process.join(timeout=5)
-    for q in [*(slot.inbox for slot in slots), outbox]:
-        q.cancel_join_thread()
-        q.close()
+        pool.stop(abort=not finished)

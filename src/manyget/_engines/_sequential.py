@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .._hosts import HostGate
+from .._hosts import Feeder
 from .._policy import Settings
-from .._results import Result
 from . import _multi
+from ._drive import Batch
 
 __all__ = ["run"]
 
 
-def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
-    """Fetch each job in turn; ``concurrency`` is ignored."""
-    return _multi.run(gate, settings, 1)
+def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
+    """Fetch each job in turn (the options make ``feeder.capacity`` 1: ``fixed_concurrency``)."""
+    feeder.capacity = 1
+    return _multi.run(feeder, settings)

@@ -10,20 +10,20 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from .._hosts import HostGate
+from .._hosts import Feeder
 from .._policy import Settings
-from .._results import Result
+from ._drive import Batch
 from ._window import run_executor
 
 __all__ = ["run"]
 
 
-def run(gate: HostGate, settings: Settings, concurrency: int) -> Iterator[Result]:
-    """Fetch jobs on ``concurrency`` threads, yielding results as they complete."""
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="manyget")
+def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
+    """Fetch jobs on ``feeder.capacity`` threads, yielding results as they complete."""
+    pool = ThreadPoolExecutor(max_workers=feeder.capacity, thread_name_prefix="manyget")
     abort = threading.Event()
     try:
-        yield from run_executor(pool, gate, settings, window=2 * concurrency, abort=abort)
+        yield from run_executor(pool, feeder, settings, abort=abort)
     finally:
         abort.set()
         pool.shutdown(wait=True, cancel_futures=True)

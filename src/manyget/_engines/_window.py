@@ -1,103 +1,105 @@
-"""A bounded window over any ``concurrent.futures.Executor``.
+"""Attempts on any ``concurrent.futures.Executor``, at most a bounded window at a time.
 
 Theory of operation: instead of submitting one future per URL up front (a million URLs
-would be a million futures), at most ``window`` futures exist at a time. Each time one
-completes its result is yielded and one more job is submitted, so memory stays flat and
-results come back in completion order, like ``as_completed``. A future that raises (a
-worker process that died, an executor shut down under us) still yields an ``ERROR``
-result for its job, so every URL is accounted for. Closing the generator cancels what
-has not started.
+would be a million futures), the :class:`~manyget._hosts.Feeder` hands out at most
+``capacity`` attempts; each becomes one future running :func:`attempt_job`, which makes a
+single attempt with the worker thread's own reused libcurl handle. Retries come back
+through the feeder like any other attempt. A future that raises (a worker process that
+died, an executor shut down under us) becomes a failed attempt, so every URL is
+accounted for. Closing the run cancels what has not started.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 
-from .._fetch import Fetcher
-from .._hosts import HostGate
+from .._fetch import Blocking, preflight
+from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
-from .._results import Result, Status
+from .._results import Attempt, AttemptKind, Result
+from ._drive import Batch, drive
 
-__all__ = ["fetch_job", "run_executor"]
+__all__ = ["ExecutorRunner", "attempt_job", "failed_attempt", "run_executor"]
 
 _local = threading.local()
 
 
-def fetch_job(job: Job, settings: Settings, abort: threading.Event | None = None) -> Result:
-    """Download one job with this thread's own reused fetcher (picklable entry point).
+def attempt_job(job: Job, settings: Settings, abort: threading.Event | None = None) -> Attempt:
+    """One attempt at ``job`` with this thread's own reused handle (picklable entry point).
 
-    ``abort``, when set by another thread, stops the download in flight.
+    ``abort``, when set by another thread, stops the attempt in flight.
     """
-    fetchers: dict[tuple[Settings, int], Fetcher] | None = getattr(_local, "fetchers", None)
-    if fetchers is None:
-        fetchers = _local.fetchers = {}
+    runners: dict[tuple[Settings, int], Blocking] | None = getattr(_local, "runners", None)
+    if runners is None:
+        runners = _local.runners = {}
     key = (settings, id(abort))
-    fetcher = fetchers.get(key)
-    if fetcher is None:
-        fetcher = fetchers[key] = Fetcher(settings, abort)
-    return fetcher.fetch(job)
+    runner = runners.get(key)
+    if runner is None:
+        runner = runners[key] = Blocking(settings, abort)
+    return runner.attempt(job)
 
 
-def failed(job: Job, settings: Settings, exc: BaseException) -> Result:
-    """The result for a job whose worker failed before producing one."""
+def failed_attempt(exc: BaseException) -> Attempt:
+    """The attempt of a job whose worker failed before producing one."""
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    path = os.path.join(settings.dest, job.name)
-    return Result(job.url, path, Status.ERROR, error=message)
+    return Attempt(http_status=None, error=message, kind=AttemptKind.FATAL)
+
+
+class ExecutorRunner:
+    """A :class:`~manyget._engines._drive.Runner` over an executor's futures."""
+
+    def __init__(
+        self, executor: Executor, settings: Settings, abort: threading.Event | None = None
+    ) -> None:
+        self._executor = executor
+        self._settings = settings
+        self._prefix = os.path.join(settings.dest, "")
+        self._extra = () if abort is None else (abort,)
+        self._pending: dict[Future[Attempt], Job] = {}
+
+    def preflight(self, job: Job) -> Result | None:
+        return preflight(job, self._prefix + job.name, self._settings)
+
+    def start(self, job: Job) -> None:
+        future = self._executor.submit(attempt_job, job, self._settings, *self._extra)
+        self._pending[future] = job
+
+    def wait(self, timeout: float) -> list[tuple[Job, Attempt]]:
+        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        ended: list[tuple[Job, Attempt]] = []
+        for future in done:
+            job = self._pending.pop(future)
+            try:
+                attempt = future.result()
+            except Exception as exc:  # the worker failed, not the download
+                attempt = failed_attempt(exc)
+            ended.append((job, attempt))
+        return ended
+
+    def cancel(self) -> None:
+        for future in self._pending:
+            future.cancel()
 
 
 def run_executor(
     executor: Executor,
-    gate: HostGate,
+    feeder: Feeder,
     settings: Settings,
-    window: int,
     abort: threading.Event | None = None,
-) -> Iterator[Result]:
-    """Run ``fetch_job`` for every job on ``executor``, at most ``window`` at a time.
+) -> Iterator[Batch]:
+    """Run attempts on ``executor``, at most ``feeder.capacity`` at a time.
 
-    ``abort`` (threads in this process only) is set when the run ends early, so downloads
+    ``abort`` (threads in this process only) is set when the run ends early, so attempts
     in flight stop instead of running to completion.
     """
-    pending: dict[Future[Result], Job] = {}
-    extra = () if abort is None else (abort,)
-    exhausted = False
-
-    def fill() -> None:
-        nonlocal exhausted
-        now = time.monotonic()
-        while len(pending) < window:
-            job = gate.take(now)
-            if job is None:
-                exhausted = True
-            if not isinstance(job, Job):
-                return
-            pending[executor.submit(fetch_job, job, settings, *extra)] = job
-
+    runner = ExecutorRunner(executor, settings, abort)
     try:
-        fill()
-        while pending or not exhausted:
-            if not pending:  # every host with jobs left is paused
-                time.sleep(min(1.0, gate.wake_in(time.monotonic()) or 0.05))
-                fill()
-                continue
-            # With a slow input, come back for its next line even if nothing finished.
-            wake = None if exhausted else gate.wake_in(time.monotonic())
-            done, _ = wait(pending, timeout=wake, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    result = future.result()
-                except Exception as exc:  # the worker failed, not the download
-                    result = failed(job, settings, exc)
-                gate.done(job, result, time.monotonic())
-                yield result
-            fill()
+        yield from drive(feeder, runner)
     finally:
-        for future in pending:
-            future.cancel()
+        runner.cancel()
         if abort is not None:
             abort.set()

@@ -1,0 +1,333 @@
+"""The libcurl transfer every engine drives, and its blocking form for thread pools.
+
+A :class:`Transfer` is one reused libcurl easy handle and the state of its current
+attempt: :meth:`Transfer.begin` points it at a job, a driver runs it (inside a
+``CurlMulti``, an asyncio-driven multi, or blocking), and :meth:`Transfer.end` turns
+libcurl's outcome into an :class:`~manyget.Attempt`. Redirect limits, timeouts, the error
+text and the kind of each failure are therefore the same on every engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from .._jobs import Job
+from .._policy import Settings, parse_retry_after
+from .._results import Attempt, AttemptKind
+from ._body import Body
+
+__all__ = ["Blocking", "Transfer", "curl_error", "read_size"]
+
+
+def read_size(concurrency: int) -> int:
+    """libcurl's read buffer for each of ``concurrency`` transfers.
+
+    Big reads make big files fast (fewer, larger ``recv`` calls: 10 MiB reads moved
+    4 x 128 MiB about 20 % faster than 1 MiB ones), and cost nothing for small files, as
+    only the bytes received are ever touched. The write callback still gets at most
+    16 KiB at a time (libcurl's ``CURL_MAX_WRITE_SIZE``), whatever this size. A budget of
+    64 MiB across the transfers keeps the worst case (every buffer full at once) bounded.
+    """
+    return max(_MIN_READ, min(_MAX_READ, _READ_BUDGET // max(1, concurrency)))
+
+
+MAX_REDIRECTS = 20
+_MIN_READ = 1 << 20
+_MAX_READ = 10 << 20  # libcurl's maximum; older versions clamp it to theirs
+_READ_BUDGET = 64 << 20
+
+
+def _new_curl(settings: Settings, header: object, write: object, read: int) -> Any:
+    import pycurl
+
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.NOSIGNAL, 1)  # threads: never let libcurl use SIGALRM
+    curl.setopt(pycurl.FOLLOWLOCATION, 1)
+    curl.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+    curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
+    # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
+    curl.setopt(pycurl.LOW_SPEED_LIMIT, max(1, settings.timeouts.min_speed))
+    curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
+    curl.setopt(pycurl.USERAGENT, settings.user_agent)
+    curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS)
+    # At least 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at
+    # no cost on small ones (docs/benchmarks.md).
+    curl.setopt(pycurl.BUFFERSIZE, read)
+    if settings.ca_file is not None:
+        curl.setopt(pycurl.CAINFO, settings.ca_file)
+    curl.setopt(pycurl.HEADERFUNCTION, header)
+    curl.setopt(pycurl.WRITEFUNCTION, write)
+    return curl
+
+
+# libcurl error numbers by the kind of failure they are (see Attempt.kind).
+_CURL_READ = frozenset({18, 52, 55, 56})  # partial file, empty reply, send/recv error
+_CURL_CONNECT = frozenset({5, 6, 7})  # cannot resolve (proxy, host), cannot connect
+_CURL_TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+_CURL_TIMEOUT = 28
+_CURL_TOO_MANY_REDIRECTS = 47
+_CURL_UNSUPPORTED_PROTOCOL = 1
+CANCELLED = -1  # not libcurl's: the run stopped the transfer
+_CURL_ABORTED = 42  # CURLE_ABORTED_BY_CALLBACK, what a progress callback's abort gave
+_ABORT_POLL = 0.5  # seconds: the longest a blocking fetcher goes without looking at abort
+_ECONNREFUSED = 111
+
+
+class Transfer:
+    """One libcurl handle and the state of its current attempt.
+
+    :meth:`begin` points the handle at a job; the caller then runs the transfer, with
+    ``perform()`` or inside a ``CurlMulti``, and passes libcurl's outcome to :meth:`end`.
+    Headers are read as they arrive, so the body of an error response is read (keeping
+    the connection alive) but never written anywhere, and the first byte of a 2xx body
+    finds the :class:`Body` ready to decide where it goes.
+    """
+
+    __slots__ = (
+        "_body",
+        "_code_info",
+        "_disposition",
+        "_head",
+        "_lines",
+        "_low",
+        "_max",
+        "_prefix",
+        "_ranged",
+        "_resume",
+        "_secure",
+        "_status",
+        "_url_option",
+        "curl",
+        "job",
+        "settings",
+    )
+
+    def __init__(self, settings: Settings, *, read: int = _MIN_READ) -> None:
+        self.settings = settings
+        # Header lines are collected by list.append, called from C with no Python frame,
+        # and read once per response at its first body byte (or at its end).
+        self._lines: list[bytes] = []
+        self.curl = _new_curl(settings, self._lines.append, self._write, read)
+        self._prefix = os.path.join(settings.dest, "")
+        self.job: Job | None = None
+        self._body: Body | None = None
+        self._status = 0
+        self._head = b""  # the head of the last response read: status line and fields
+        self._low: bytes | None = None  # the same in lower case, made when first needed
+        self._ranged = False  # the handle currently sends Range/If-Range headers
+        self._secure = False  # the handle currently follows redirects to https only
+        self._resume = not settings.overwrite
+        self._max = settings.max_size
+        import pycurl  # once per handle, not per file
+
+        self._url_option = pycurl.URL
+        self._code_info = pycurl.RESPONSE_CODE
+        self._disposition = settings.content_disposition
+
+    def close(self) -> None:
+        self.curl.close()
+
+    def path(self, job: Job) -> str:
+        return self._prefix + job.name
+
+    def begin(self, job: Job) -> None:
+        """Point the handle at ``job``, setting only the options that change."""
+        self.job = job
+        body = self._body = Body(
+            self._prefix,
+            job,
+            resume=self._resume,
+            max_size=self._max,
+            disposition=self._disposition,
+        )
+        self._status = 0
+        self._lines.clear()
+        curl = self.curl
+        curl.setopt(self._url_option, job.url)
+        secure = job.url[:6].lower() == "https:"
+        if secure != self._secure:
+            import pycurl
+
+            # From an https URL, redirects may only go to https unless downgrades are allowed.
+            only_https = secure and not self.settings.allow_downgrade
+            protocols = pycurl.PROTO_HTTPS if only_https else _HTTP_AND_HTTPS
+            curl.setopt(pycurl.REDIR_PROTOCOLS, protocols)
+            self._secure = secure
+        if body.offset or self._ranged:
+            import pycurl
+
+            extra = body.request_headers()
+            curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS + [f"{k}: {v}" for k, v in extra])
+            self._ranged = bool(extra)
+
+    def _read_head(self) -> int:
+        """Status of the last response whose head has arrived; its fields for ``_field``."""
+        head = b"".join(self._lines)
+        # Redirects and 1xx heads come first: the last status line wins. A field line
+        # never holds a newline, so "\nHTTP/" can only start a status line.
+        start = head.rfind(b"\nHTTP/") + 1
+        if start == 0 and head[:5] != b"HTTP/":
+            return 0
+        head = head[start:]
+        fields = head[: head.find(b"\n")].split(None, 2)
+        status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+        self._status, self._head, self._low = status, head, None
+        return status
+
+    def _field(self, name: str) -> str | None:
+        """The value of header ``name`` (lower case) in the head read last; the last wins."""
+        low = self._low
+        if low is None:
+            low = self._low = self._head.lower()  # ASCII only: offsets stay the same
+        key = f"\n{name}:".encode()
+        at = low.rfind(key)
+        if at < 0:
+            return None
+        at += len(key)
+        end = low.find(b"\n", at)
+        return self._head[at : end if end >= 0 else len(low)].decode("latin-1").strip()
+
+    def _write(self, data: bytes) -> int | None:
+        body = self._body
+        assert body is not None
+        if not body.started:
+            status = self._status or self._read_head()
+            if not 200 <= status < 300:
+                return None  # an error page: read and dropped, never saved
+            if not body.start(status, _length(self._field("content-length")), self._field):
+                return 0  # libcurl stops the transfer: Body.finish says why
+        return None if body.write(data) else 0
+
+    def end(self, errno: int = 0, message: str = "") -> Attempt:
+        """Finish the attempt: publish the file, keep it for a resume, or drop it."""
+        body = self._body
+        assert body is not None
+        self._body = None
+        code = self.curl.getinfo(self._code_info) or None
+        if code != self._status:
+            self._read_head()  # no body byte arrived for the final response
+        if code == 416 and errno == 0:
+            body.start(416, None, self._field)
+        if errno:
+            curl = self.curl
+            https_only = self._secure and not self.settings.allow_downgrade
+            text = _curl_message(curl, errno, message, https_only)
+            return body.finish(code, error=text, kind=_curl_kind(curl, errno))
+        if code is not None and code >= 400:
+            retry_after = parse_retry_after(self._field("retry-after"), time.time())
+            return body.finish(code, retry_after=retry_after)
+        return body.finish(code)
+
+
+_BASE_HEADERS = ["Accept-Encoding: identity"]
+_HTTP_AND_HTTPS = (1 << 0) | (1 << 1)  # CURLPROTO_HTTP | CURLPROTO_HTTPS
+
+
+def _length(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _curl_kind(curl: Any, errno: int) -> AttemptKind:
+    import pycurl
+
+    if errno in _CURL_READ:
+        return AttemptKind.READ
+    if errno == _CURL_TIMEOUT:
+        connected = curl.getinfo(pycurl.CONNECT_TIME) != 0
+        return AttemptKind.READ if connected else AttemptKind.CONNECT
+    if errno in _CURL_CONNECT:
+        refused = errno == 7 and curl.getinfo(pycurl.OS_ERRNO) == _ECONNREFUSED
+        return AttemptKind.REFUSED if refused else AttemptKind.CONNECT
+    if errno in _CURL_TLS:
+        return AttemptKind.TLS
+    if errno == CANCELLED:
+        return AttemptKind.CANCELLED
+    return AttemptKind.FATAL
+
+
+def _curl_message(curl: Any, errno: int, message: str, https_only: bool) -> str:
+    """libcurl's message, said plainly where it is terse."""
+    if errno == _CURL_TOO_MANY_REDIRECTS:
+        return f"too many redirects (more than {MAX_REDIRECTS})"
+    if errno == _CURL_UNSUPPORTED_PROTOCOL:
+        import pycurl
+
+        target = curl.getinfo(pycurl.REDIRECT_URL) or curl.getinfo(pycurl.EFFECTIVE_URL)
+        scheme = str(target).partition(":")[0].lower() if target else "?"
+        if scheme == "http" and https_only:
+            return "redirect from https to http refused (allow it with --allow-downgrade)"
+        return f"redirect to {scheme}: refused (only http and https are followed)"
+    return message or f"libcurl error {errno}"
+
+
+def curl_error(exc: BaseException) -> tuple[int, str]:
+    """libcurl's error number and message from a ``pycurl.error``."""
+    args = exc.args
+    errno = int(args[0]) if args else -1
+    return errno, str(args[1]) if len(args) >= 2 and args[1] else f"libcurl error {errno}"
+
+
+class Blocking:
+    """One attempt at a time over one reused libcurl handle, blocking the calling thread
+    (its kept-alive connection is reused by the next attempt).
+
+    Not thread-safe: each thread of a pool has its own. With ``abort``, another thread can
+    stop the attempt in flight by setting the event: the handle then runs in a private
+    multi handle driven here, which looks at the event at least every ``_ABORT_POLL``
+    seconds. (libcurl's progress callback could do the same from inside ``perform()``, but
+    libcurl calls it about 8 times per small file, and each call takes the GIL: with 64
+    threads that cost more CPU than the downloads.)
+    """
+
+    def __init__(self, settings: Settings, abort: threading.Event | None = None) -> None:
+        import pycurl
+
+        self._error = pycurl.error
+        self._again = pycurl.E_CALL_MULTI_PERFORM
+        self.settings = settings
+        self._abort = abort
+        self._transfer = Transfer(settings)
+        self._multi = pycurl.CurlMulti() if abort is not None else None
+
+    def close(self) -> None:
+        self._transfer.close()
+        if self._multi is not None:
+            self._multi.close()
+
+    def attempt(self, job: Job) -> Attempt:
+        """Make one attempt at ``job``; retries are the caller's :class:`Feeder`'s call."""
+        transfer = self._transfer
+        transfer.begin(job)
+        return transfer.end(*self._perform(transfer.curl))
+
+    def _perform(self, curl: Any) -> tuple[int, str]:
+        """Run the transfer; libcurl's error number (0: none) and message."""
+        multi = self._multi
+        if multi is None:
+            try:
+                curl.perform()
+            except self._error as exc:
+                return curl_error(exc)
+            return 0, ""
+        assert self._abort is not None
+        multi.add_handle(curl)
+        try:
+            while True:
+                while multi.perform()[0] == self._again:
+                    pass
+                _, ok, failed = multi.info_read()
+                if ok:
+                    return 0, ""
+                if failed:
+                    return int(failed[0][1]), str(failed[0][2])
+                if self._abort.is_set():
+                    return _CURL_ABORTED, "aborted: the run was stopped"
+                wanted = multi.timeout()  # milliseconds until libcurl needs a call; -1: none
+                multi.select(_ABORT_POLL if wanted < 0 else min(_ABORT_POLL, wanted / 1000))
+        finally:
+            multi.remove_handle(curl)

@@ -1,0 +1,214 @@
+"""The only code that writes downloads to disk: the hidden partial file, its sidecar,
+its lock, and the atomic publish onto the final name.
+
+A name under the destination is only ever a complete file: bytes go to ``.NAME.part``,
+which is renamed onto ``NAME`` in one ``os.replace`` (or hard-linked, for a name a server
+chose, so nothing is ever clobbered) once the body is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import stat
+
+from .._jobs import Job, url_tag, with_suffix
+from .._policy import Saved, Settings
+from .._results import Result, Status
+
+__all__ = ["Busy", "Part", "preflight", "sha256_of"]
+
+
+def preflight(job: Job, path: str, settings: Settings) -> Result | None:
+    """The result of ``job`` when no request is needed: a bad URL, or a complete file.
+
+    Files appear under their final names only when complete, so a file already there is
+    skipped unless the run overwrites.
+    """
+    problem = job.problem
+    if problem is None and not job.url.isascii():  # planning encodes; never hand libcurl this
+        problem = "URL is not plain ASCII after encoding"
+    if problem is not None:
+        return Result(url=job.url, path=None, status=Status.ERROR, attempts=0, error=problem)
+    # access() answers the usual "not there" without raising; stat() confirms the rest.
+    if settings.overwrite or not os.access(path, os.F_OK):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if job.sha256 is None or sha256_of(path) == job.sha256:
+        return Result(
+            url=job.url, path=path, status=Status.SKIPPED, bytes=info.st_size, attempts=0
+        )
+    return None
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Busy(Exception):
+    """Another process holds the lock on this partial file."""
+
+
+class Part:
+    """The hidden partial file ``.NAME.part`` beside the final name, and its sidecar.
+
+    The sidecar ``.NAME.part.json`` remembers the URL and the validators of the response
+    the bytes came from, so a later attempt or run can ask for the rest. The partial file
+    is locked (``flock``) while written: two processes never interleave bytes in it.
+
+    A sidecar is only ever removed before its partial file (``drop``, ``publish``), so
+    manyget itself never leaves a sidecar without a partial file; that is why a fresh
+    partial file (``O_EXCL`` succeeded) needs no ``unlink`` of a sidecar when published.
+    """
+
+    __slots__ = ("fd", "final", "sidecar", "tmp")
+
+    def __init__(self, prefix: str, name: str) -> None:
+        # ``prefix`` is the destination with its trailing separator: plain strings, not
+        # pathlib or os.path.join, as this runs once per file.
+        self.final = prefix + name
+        self.tmp = f"{prefix}.{name}.part"
+        self.fd = -1
+        self.sidecar = True  # a sidecar may exist: unlink it when done
+
+    @property
+    def meta(self) -> str:
+        return self.tmp + ".json"
+
+    def saved(self, url: str) -> tuple[int, Saved] | None:
+        """The size of a resumable partial file for ``url`` and what its sidecar says."""
+        if not os.access(self.tmp, os.F_OK):  # the usual case, answered without an exception
+            return None
+        import json
+
+        try:
+            size = os.stat(self.tmp).st_size
+            with open(self.meta, encoding="utf-8") as f:
+                data = json.load(f)
+            saved = Saved(url, data.get("etag"), data.get("last_modified"), data.get("length"))
+        except (OSError, ValueError, AttributeError):
+            return None
+        if size <= 0 or data.get("url") != url or saved.validator is None:
+            return None
+        return size, saved
+
+    def open(self, offset: int) -> None:
+        """Open for writing at ``offset`` (0: from scratch), holding the lock."""
+        # O_NOFOLLOW: a symlink planted in the destination is never written through
+        # (O_EXCL never follows one either).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        if not offset:
+            try:
+                fd = os.open(self.tmp, flags | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                # New and empty: nothing to truncate or seek, no sidecar of ours to remove.
+                # The lock still matters: another process may open the file now.
+                self._lock(fd)
+                self.fd = fd
+                self.sidecar = False
+                return
+        fd = os.open(self.tmp, flags, 0o644)
+        self._lock(fd)
+        if offset and os.fstat(fd).st_size < offset:
+            offset = 0  # changed under us: start over rather than leave a hole
+        os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+        self.fd = fd
+
+    def _lock(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Busy(self.final) from None
+
+    def write(self, data: bytes) -> None:
+        written = os.write(self.fd, data)
+        if written < len(data):  # rare for files; loop until everything is stored
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self.fd, view) :]
+
+    def remember(self, saved: Saved) -> None:
+        """Write the sidecar that makes the partial file resumable."""
+        record = {
+            "url": saved.url,
+            "etag": saved.etag,
+            "last_modified": saved.last_modified,
+            "length": saved.length,
+        }
+        import json
+
+        self.sidecar = True
+        with open(self.meta, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _forget(self) -> None:
+        """Remove the sidecar (first: never leave a sidecar without its partial file)."""
+        if self.sidecar:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.meta)
+            self.sidecar = False
+
+    def publish(self) -> None:
+        """Rename the complete file onto its final name, forgetting the sidecar first."""
+        self._close()
+        self._forget()
+        os.replace(self.tmp, self.final)
+
+    def publish_as(self, name: str, url: str) -> str:
+        """Publish under a server-chosen ``name`` without ever replacing another file.
+
+        ``os.link`` fails instead of clobbering, so a name already taken (by another
+        download of this run, or anything else) gets a suffix from the URL's hash.
+        """
+        self._close()
+        directory = os.path.dirname(self.final)
+        for salt in range(100):
+            candidate = name if salt == 0 else with_suffix(name, url_tag(url, salt))
+            target = os.path.join(directory, candidate)
+            try:
+                os.link(self.tmp, target)
+            except FileExistsError:
+                continue
+            self._forget()
+            os.unlink(self.tmp)
+            return target
+        raise FileExistsError(f"no free name for {name!r} in {directory}")
+
+    def keep(self, saved: Saved | None) -> int:
+        """Stop writing, keeping the bytes for a resume when they can be validated; the
+        size of the partial file kept (0: dropped)."""
+        size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
+        self._close()
+        if size and saved is not None and saved.validator is not None:
+            with contextlib.suppress(OSError):  # without a sidecar, a later run starts over
+                self.remember(saved)
+            return size
+        self.drop()
+        return 0
+
+    def drop(self) -> None:
+        self._close()
+        self.sidecar = True  # whatever we know, make sure no sidecar outlives the file
+        self._forget()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)

@@ -1,0 +1,138 @@
+"""The options of a run, declared once: the keyword arguments every entry point takes
+(:class:`Options`), the small frozen values they group into, and :func:`configure`, the
+one place that checks them and turns them into what the engines need.
+
+``download``, ``iter_download``, ``adownload``, ``aiter_download``, :class:`Downloader`,
+:class:`AsyncDownloader` and the command line all take these options and nothing else,
+so a new option is added here once and reaches every face.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
+
+from ._exceptions import UsageError
+from ._policy import RetryPolicy, Settings, Timeouts
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+    from pathlib import Path
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PER_HOST",
+    "Config",
+    "Limits",
+    "Options",
+    "configure",
+]
+
+DEFAULT_CONCURRENCY = 64
+DEFAULT_PER_HOST = 8  # polite: a server sees at most 8 connections from us
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """How much a run may do at once: ``concurrency`` downloads in all, ``per_host`` to
+    one host (``scheme://host:port``), and at most ``max_size`` bytes in one body."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = DEFAULT_PER_HOST
+    max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.per_host < 1:
+            raise UsageError(f"per_host must be >= 1, got {self.per_host}")
+        if self.max_size is not None and self.max_size < 0:
+            raise UsageError(f"max_size must be >= 0, got {self.max_size}")
+
+
+class Options(TypedDict, total=False):
+    """The keyword options of every entry point (see ``download`` for each one's meaning)."""
+
+    engine: str | None
+    executor: Executor | None
+    concurrency: int | None
+    per_host: int | None
+    limits: Limits | None
+    timeout: float | Timeouts | None
+    retries: int | RetryPolicy | None
+    overwrite: bool
+    max_size: int | None
+    ca_file: str | os.PathLike[str] | None
+    allow_downgrade: bool
+    content_disposition: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Checked options: the engine to run (or an executor) and how."""
+
+    engine: str
+    executor: Executor | None
+    limits: Limits
+    settings: Settings
+
+
+def configure(dest: Path, options: Options) -> Config:
+    """Check ``options`` once and build the run's :class:`Config` for ``dest``."""
+    from ._engines import DEFAULT_ENGINE, ENGINES, fixed_concurrency
+
+    unknown = set(options) - set(Options.__annotations__)
+    if unknown:
+        raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    engine = options.get("engine")
+    executor = options.get("executor")
+    if engine is not None and executor is not None:
+        raise UsageError("give either engine= or executor=, not both")
+    engine = engine or DEFAULT_ENGINE
+    if engine not in ENGINES:
+        from ._exceptions import EngineError
+
+        raise EngineError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    base = options.get("limits") or Limits()
+    concurrency = options.get("concurrency")
+    per_host = options.get("per_host")
+    max_size = options.get("max_size")
+    limits = Limits(
+        concurrency=base.concurrency if concurrency is None else concurrency,
+        per_host=base.per_host if per_host is None else per_host,
+        max_size=base.max_size if max_size is None else max_size,
+    )
+    fixed = None if executor is not None else fixed_concurrency(engine)
+    if fixed is not None:
+        limits = Limits(
+            concurrency=fixed, per_host=min(limits.per_host, fixed), max_size=limits.max_size
+        )
+    timeout = options.get("timeout")
+    if timeout is None:
+        timeouts = Timeouts()
+    elif isinstance(timeout, Timeouts):
+        timeouts = timeout
+    else:
+        timeouts = Timeouts(connect=timeout, idle=timeout)
+    retries = options.get("retries")
+    if retries is None:
+        retry = RetryPolicy()
+    elif isinstance(retries, RetryPolicy):
+        retry = retries
+    else:
+        retry = RetryPolicy(retries=retries)
+    ca_file = options.get("ca_file")
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise UsageError(f"certificate file {os.fspath(ca_file)!r} does not exist")
+    settings = Settings(
+        dest=dest,
+        timeouts=timeouts,
+        retry=retry,
+        overwrite=options.get("overwrite", False),
+        max_size=limits.max_size,
+        ca_file=None if ca_file is None else os.fspath(ca_file),
+        allow_downgrade=options.get("allow_downgrade", False),
+        content_disposition=options.get("content_disposition", False),
+    )
+    return Config(engine=engine, executor=executor, limits=limits, settings=settings)

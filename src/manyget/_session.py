@@ -1,0 +1,645 @@
+"""The session: :class:`Downloader` (``concurrent.futures`` style) and
+:class:`AsyncDownloader` (on the caller's event loop), and the one pipeline under both.
+
+Theory of operation: every entry point (``download``, ``iter_download``, the CLI, the
+async functions, the two sessions) runs the same pipeline, :func:`pipeline`: lines are
+planned into jobs (:func:`~manyget._jobs.plan_lines`), a :class:`~manyget._hosts.HostGate`
+applies the per-host limits, a :class:`~manyget._hosts.Feeder` hands out attempts and
+concludes results, and an engine moves the bytes. There are two ways in:
+
+- *Streaming* (``Downloader.iterate``, ``download``, ``iter_download``, the CLI): the
+  caller's iterable is the input and the engine runs on the calling thread; results come
+  back in completion order. No future exists, so a million URLs cost a few hundred jobs'
+  memory. A source that may block (an iterator, a pipe) is read on a thread of its own
+  (:class:`~manyget._input.ReadAhead`), so it never stalls transfers in flight.
+- *Futures* (``Downloader.submit``, ``map``, ``as_completed``): ``submit`` puts the URL in
+  a bounded queue (blocking while it is full: back-pressure) and returns a real
+  :class:`concurrent.futures.Future`. One engine runs on a background thread over that
+  queue. A job's future turns *running* when the gate hands the job out (a future
+  cancelled before that is skipped) and *finished* when its result is known.
+
+:class:`AsyncDownloader` and ``aiter_download`` run the asyncio engine's loop
+(:func:`~manyget._engines._asyncio.adrive`) on the caller's running loop: nothing blocks
+it, and ``fetch`` wakes the loop at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Unpack
+
+from ._exceptions import DestinationError, DiskFull, UsageError
+from ._hosts import Feeder, HostGate
+from ._jobs import PENDING, Job, _Pending, clean_name, plan_lines
+from ._options import Config, Options, configure
+from ._progress import Bar, Observer
+from ._results import AttemptKind, Report, Result, Tally
+
+if TYPE_CHECKING:
+    from ._engines._drive import Batch
+
+__all__ = [
+    "AsyncDownloader",
+    "Downloader",
+    "ProgressArg",
+    "adownload",
+    "aiter_download",
+    "download",
+    "iter_download",
+    "pipeline",
+    "prepare_dest",
+]
+
+ProgressArg = bool | Observer | Sequence[Observer]
+Line = tuple[int | None, str]
+
+
+def prepare_dest(dest: str | os.PathLike[str]) -> Path:
+    """Check ``dest`` is a writable folder before any request, creating it if needed.
+
+    Like ``mkdir`` without ``-p``, only the last level is created: a mistyped path fails
+    instead of growing a new tree somewhere unexpected.
+    """
+    path = Path(dest)
+    try:
+        path.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise DestinationError(f"destination {str(path)!r} is not a folder") from None
+    except FileNotFoundError:
+        raise DestinationError(
+            f"cannot create destination {str(path)!r}: its parent folder does not exist"
+        ) from None
+    except OSError as exc:
+        raise DestinationError(
+            f"cannot create destination {str(path)!r}: {exc.strerror or exc}"
+        ) from exc
+    if not path.is_dir():
+        raise DestinationError(f"destination {str(path)!r} is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DestinationError(f"destination {str(path)!r} is not writable")
+    return path
+
+
+def _observers(progress: ProgressArg) -> list[Observer]:
+    if progress is True:
+        return [Bar()]
+    if progress is False:
+        return []
+    if isinstance(progress, Sequence):
+        return list(progress)
+    return [progress]
+
+
+def _feeder(
+    config: Config,
+    jobs: Iterator[Job | _Pending],
+    accept: Callable[[Job], bool] | None = None,
+) -> Feeder:
+    concurrency = config.limits.concurrency
+    gate = HostGate(jobs, config.limits.per_host, lookahead=max(1024, 16 * concurrency))
+    prefix = os.path.join(config.settings.dest, "")
+    return Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+
+
+def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
+    """Run ``feeder``'s jobs on the configured engine (or executor), batch by batch."""
+    if config.executor is not None:
+        from ._engines._window import run_executor  # concurrent.futures: only when asked
+
+        feeder.capacity *= 2  # an executor of unknown size: keep its queue fed
+        return run_executor(config.executor, feeder, config.settings)
+    from ._engines import get_engine
+
+    return get_engine(config.engine)(feeder, config.settings)
+
+
+def _lines(urls: Iterable[str], ahead: int) -> Iterable[Line | _Pending]:
+    """URLs as planning input; a source that may block (an iterator, not a list) is read
+    on a thread of its own, at most ``ahead`` URLs ahead of the downloads."""
+    if isinstance(urls, str):
+        urls = [urls]
+    pairs = ((None, url.strip()) for url in urls)
+    if isinstance(urls, Sized):
+        return pairs
+    from ._input import ReadAhead
+
+    return ReadAhead(pairs, ahead)
+
+
+def _named(jobs: Iterator[Job | _Pending], names: dict[int, str]) -> Iterator[Job | _Pending]:
+    """``jobs``, with the name the caller chose (by job index) instead of the URL's."""
+    for job in jobs:
+        if names and isinstance(job, Job):
+            name = names.pop(job.index, None)
+            if name is not None:
+                job = dataclasses.replace(job, name=clean_name(name))
+        yield job
+
+
+def _stop_if_disk_full(result: Result) -> None:
+    if result.history and result.history[-1].kind is AttemptKind.DISK:
+        # Every other download would fail the same way: stop here. Closing the engine
+        # cancels the transfers in flight and keeps their partial files.
+        raise DiskFull(f"{result.error}; the run stopped, partial files are kept")
+
+
+class Downloader:
+    """A download session: one engine, one destination, one set of options.
+
+    >>> with manyget.Downloader("downloads", engine="threads") as d:  # doctest: +SKIP
+    ...     futures = [d.submit(url) for url in urls]
+    ...     for future in concurrent.futures.as_completed(futures):
+    ...         print(future.result().status)
+
+    ``submit`` returns a :class:`concurrent.futures.Future` of a :class:`Result`, so
+    ``as_completed``, ``wait`` and ``add_done_callback`` work; ``map`` yields results in
+    input order like ``Executor.map``; ``as_completed`` as they finish; ``iterate`` and
+    ``download`` stream a whole list on the calling thread (the fastest way, no futures).
+    Leaving the ``with`` block waits for every submitted download. ``submit`` may be
+    called from several threads at once; it blocks while ``queue_size`` URLs wait, so
+    memory stays bounded whatever is submitted. Options are those of ``download``.
+    """
+
+    def __init__(
+        self,
+        dest: str | os.PathLike[str] = "downloads",
+        *,
+        progress: ProgressArg = False,
+        queue_size: int | None = None,
+        **options: Unpack[Options],
+    ) -> None:
+        self.dest = prepare_dest(dest)
+        self.config = configure(self.dest, options)
+        self._progress = progress
+        concurrency = self.config.limits.concurrency
+        self._window = max(64, 2 * concurrency)
+        size = queue_size if queue_size is not None else self._window
+        if size < 1:
+            raise UsageError(f"queue_size must be >= 1, got {size}")
+        self._queue: queue.Queue[tuple[int, str, str | None]] = queue.Queue(maxsize=size)
+        self._futures: dict[int, Future[Result]] = {}
+        self._lock = threading.Lock()
+        self._count = itertools.count()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._observers: list[Observer] = []
+        self._names: dict[int, str] = {}  # job index -> the name its caller chose
+
+    @property
+    def concurrency(self) -> int:
+        """Downloads at once (the engine's own figure where it is fixed: sequential 1)."""
+        return self.config.limits.concurrency
+
+    def __enter__(self) -> Downloader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ streaming
+
+    def iterate(
+        self, urls: Iterable[str], *, total: int | None = None, tally: Tally | None = None
+    ) -> Iterator[Result]:
+        """Download every URL, yielding each :class:`Result` as it completes (``tally``,
+        when given, adds up the run as it goes, kept partial files included)."""
+        if total is None and isinstance(urls, Sized) and not isinstance(urls, str):
+            total = len(urls)
+        lines = _lines(urls, 2 * self.config.limits.concurrency)
+        return self.iterate_lines(lines, total=total, tally=tally)
+
+    def iterate_lines(
+        self,
+        lines: Iterable[Line | _Pending],
+        *,
+        total: int | None = None,
+        tally: Tally | None = None,
+    ) -> Iterator[Result]:
+        """:meth:`iterate` for ``(line number, entry)`` pairs, as from a URL list file."""
+        observers = _observers(self._progress)
+        feeder = _feeder(self.config, plan_lines(lines))
+        batches = pipeline(self.config, feeder)
+        return self._observe(batches, feeder, total, observers, tally or Tally())
+
+    def _observe(
+        self,
+        batches: Iterator[Batch],
+        feeder: Feeder,
+        total: int | None,
+        observers: list[Observer],
+        tally: Tally,
+    ) -> Iterator[Result]:
+        start = time.monotonic()
+        for observer in observers:
+            observer.started(total)
+        try:
+            for batch in batches:
+                for _, result in batch:
+                    tally.add(result)
+                    for observer in observers:
+                        observer.result(result)
+                    yield result
+                    _stop_if_disk_full(result)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+            tally.keep(feeder.kept_files, feeder.kept_bytes)
+            report = tally.report(time.monotonic() - start)
+            for observer in observers:
+                observer.finished(report)
+
+    def download(self, urls: Iterable[str], *, keep_results: bool = True) -> Report:
+        """Download every URL and return the :class:`Report` of the run."""
+        start = time.monotonic()
+        tally = Tally(keep_results=keep_results)
+        for _ in self.iterate(urls, tally=tally):
+            pass
+        return tally.report(time.monotonic() - start)
+
+    # ------------------------------------------------------------------ futures
+
+    def submit(
+        self, url: str, *, name: str | None = None, sha256: str | None = None
+    ) -> Future[Result]:
+        """Schedule ``url``; its :class:`Result` arrives in the returned future.
+
+        ``name`` saves the file under that name (cleaned like any name) instead of one
+        from the URL; ``sha256`` publishes it only if its bytes match.
+        """
+        if name is not None and not clean_name(name):
+            raise UsageError(f"name {name!r} is not usable as a file name")
+        entry = url.strip() if sha256 is None else f"{url.strip()}\tsha256={sha256}"
+        future: Future[Result] = Future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("cannot submit after shutdown")
+            if self._thread is None:
+                self._start()
+            index = next(self._count)
+            self._futures[index] = future
+            self._queue.put((index, entry, name))  # blocks while full: back-pressure
+        return future
+
+    def _start(self) -> None:
+        self._observers = _observers(self._progress)
+        for observer in self._observers:
+            observer.started(None)
+        self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
+        self._thread.start()
+
+    def _input(self) -> Iterator[Line | _Pending]:
+        names: dict[int, str] = self._names
+        while True:
+            try:
+                index, entry, name = self._queue.get_nowait()
+            except queue.Empty:
+                if self._closing and self._queue.empty():
+                    return
+                yield PENDING
+                continue
+            if name is not None:
+                names[index] = name
+            yield None, entry
+
+    def _accept(self, job: Job) -> bool:
+        future = self._futures.get(job.index)
+        if future is None or not future.set_running_or_notify_cancel():
+            self._futures.pop(job.index, None)
+            return False
+        return True
+
+    def _serve(self) -> None:
+        tally = Tally()
+        start = time.monotonic()
+        feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
+        try:
+            for batch in pipeline(self.config, feeder):
+                for job, result in batch:
+                    tally.add(result)
+                    for observer in self._observers:
+                        observer.result(result)
+                    future = self._futures.pop(job.index, None)
+                    if future is not None:
+                        future.set_result(result)
+        except BaseException as exc:
+            with self._lock:
+                self._closing = True
+            for future in list(self._futures.values()):
+                if not future.done():
+                    if future.running():
+                        future.set_exception(exc)
+                    else:
+                        future.cancel()
+            self._futures.clear()
+        finally:
+            report = tally.report(time.monotonic() - start)
+            for observer in self._observers:
+                observer.finished(report)
+
+    def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:
+        """Results in the order of ``urls``, like ``Executor.map``; at most a window of
+        ``2 x concurrency`` (64 at least) URLs is submitted ahead of the one awaited."""
+        window: deque[Future[Result]] = deque()
+        try:
+            for url in urls:
+                window.append(self.submit(url))
+                if len(window) >= self._window:
+                    yield window.popleft().result(timeout)
+            while window:
+                yield window.popleft().result(timeout)
+        finally:
+            for future in window:
+                future.cancel()
+
+    def as_completed(self, urls: Iterable[str]) -> Iterator[Result]:
+        """Results of ``urls`` as they complete, submitting a bounded window ahead."""
+        done: queue.SimpleQueue[Future[Result]] = queue.SimpleQueue()
+        waiting: set[Future[Result]] = set()
+
+        def take() -> Result | None:
+            future = done.get()
+            waiting.discard(future)
+            return None if future.cancelled() else future.result()
+
+        try:
+            for url in urls:
+                future = self.submit(url)
+                waiting.add(future)
+                future.add_done_callback(done.put)
+                while len(waiting) >= self._window or not done.empty():
+                    result = take()
+                    if result is not None:
+                        yield result
+            while waiting:
+                result = take()
+                if result is not None:
+                    yield result
+        finally:
+            for future in waiting:
+                future.cancel()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking URLs; as ``Executor.shutdown``: ``wait`` for what was submitted,
+        and with ``cancel_futures`` cancel what has not started."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        if cancel_futures:
+            for future in list(self._futures.values()):
+                future.cancel()
+        if wait and thread is not None:
+            thread.join()
+
+
+def iter_download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    progress: ProgressArg = False,
+    **options: Unpack[Options],
+) -> Iterator[Result]:
+    """Download every URL into ``dest``, yielding each :class:`Result` as it completes.
+
+    Takes the options of :func:`download`. Every option is checked before this returns.
+    """
+    return Downloader(dest, progress=progress, **options).iterate(urls)
+
+
+def download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    progress: ProgressArg = False,
+    keep_results: bool = True,
+    **options: Unpack[Options],
+) -> Report:
+    """Download every URL into ``dest`` and return the :class:`Report` of the run.
+
+    ``urls`` may be any iterable, including a generator of millions of lines: it is read
+    lazily (on a thread of its own when it is an iterator, so a slow one never stalls
+    transfers) and only a bounded window of downloads is in flight. Options:
+
+    - ``engine``: ``multi`` (default), ``sequential``, ``threads``, ``processes`` or
+      ``asyncio``; or ``executor``: any ``concurrent.futures.Executor`` runs the attempts.
+    - ``concurrency`` (default 64) downloads at once, ``per_host`` (default 8) to one host;
+      a host that answers 429 or 503 gets no new request until its ``Retry-After`` has
+      passed, while other hosts go on. (``limits=Limits(...)`` sets the three at once.)
+    - ``timeout``: seconds to connect and, after that, between received bytes (or a
+      :class:`Timeouts`); ``retries``: a count or a :class:`RetryPolicy` (default: 3
+      retries of transient failures).
+    - ``overwrite``: download files already complete under ``dest`` again (they are
+      skipped, ``Status.SKIPPED``, otherwise); ``max_size``: cut off longer bodies.
+    - ``ca_file``: extra trusted certificates (PEM); ``allow_downgrade``: follow redirects
+      from https to http; ``content_disposition``: name files as the server's
+      ``Content-Disposition`` says (cleaned like any name, never replacing another file).
+
+    With ``keep_results=False`` the report holds only the counts, so memory stays flat.
+    """
+    start = time.monotonic()
+    tally = Tally(keep_results=keep_results)
+    session = Downloader(dest, progress=progress, **options)
+    for _ in session.iterate(urls, tally=tally):
+        pass
+    return tally.report(time.monotonic() - start)
+
+
+# --------------------------------------------------------------------------- async
+
+
+def _async_config(dest: str | os.PathLike[str], options: Options) -> Config:
+    engine = options.get("engine")
+    if engine not in (None, "asyncio") or options.get("executor") is not None:
+        raise UsageError("the async API runs the asyncio engine on your loop; leave out engine=")
+    return configure(prepare_dest(dest), {**options, "engine": "asyncio"})
+
+
+async def aiter_download(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    progress: ProgressArg = False,
+    tally: Tally | None = None,
+    **options: Unpack[Options],
+) -> AsyncIterator[Result]:
+    """Async :func:`iter_download` on the running loop, which it never blocks."""
+    from ._engines._asyncio import AsyncLoop, adrive
+
+    config = _async_config(dest, options)
+    observers = _observers(progress)
+    feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
+    runner = AsyncLoop(config.settings, feeder.capacity)
+    tally = tally or Tally()
+    start = time.monotonic()
+    total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
+    for observer in observers:
+        observer.started(total)
+    try:
+        async for batch in adrive(feeder, runner):
+            for _, result in batch:
+                tally.add(result)
+                for observer in observers:
+                    observer.result(result)
+                yield result
+                _stop_if_disk_full(result)
+    finally:
+        for job, attempt in await runner.aclose():
+            feeder.cancelled(job, attempt)
+        tally.keep(feeder.kept_files, feeder.kept_bytes)
+        report = tally.report(time.monotonic() - start)
+        for observer in observers:
+            observer.finished(report)
+
+
+async def adownload(
+    urls: Iterable[str],
+    dest: str | os.PathLike[str] = "downloads",
+    *,
+    progress: ProgressArg = False,
+    keep_results: bool = True,
+    **options: Unpack[Options],
+) -> Report:
+    """Async :func:`download` on the running loop, which it never blocks."""
+    start = time.monotonic()
+    tally = Tally(keep_results=keep_results)
+    async for _ in aiter_download(urls, dest, progress=progress, tally=tally, **options):
+        pass
+    return tally.report(time.monotonic() - start)
+
+
+class AsyncDownloader:
+    """A download session on the running event loop.
+
+    >>> async with manyget.AsyncDownloader("downloads") as d:  # doctest: +SKIP
+    ...     result = await d.fetch(url)
+    ...     results = await asyncio.gather(*(d.fetch(u) for u in urls))
+
+    ``fetch`` (a coroutine) and ``submit`` (an :class:`asyncio.Future`) share one set of
+    transfers and per-host limits; ``as_completed`` yields results as they finish.
+    Leaving the ``async with`` block waits for every download started.
+    """
+
+    def __init__(
+        self,
+        dest: str | os.PathLike[str] = "downloads",
+        *,
+        progress: ProgressArg = False,
+        **options: Unpack[Options],
+    ) -> None:
+        self.config = _async_config(dest, options)
+        self._progress = progress
+        self._pending: deque[tuple[int, str, str | None]] = deque()
+        self._futures: dict[int, asyncio.Future[Result]] = {}
+        self._names: dict[int, str] = {}
+        self._count = itertools.count()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._runner: object = None
+
+    async def __aenter__(self) -> AsyncDownloader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def submit(
+        self, url: str, *, name: str | None = None, sha256: str | None = None
+    ) -> asyncio.Future[Result]:
+        """Schedule ``url`` on the running loop; a future of its :class:`Result`."""
+        if self._closing:
+            raise RuntimeError("cannot submit after aclose()")
+        if name is not None and not clean_name(name):
+            raise UsageError(f"name {name!r} is not usable as a file name")
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._task = loop.create_task(self._serve())
+        entry = url.strip() if sha256 is None else f"{url.strip()}\tsha256={sha256}"
+        index = next(self._count)
+        future: asyncio.Future[Result] = loop.create_future()
+        self._futures[index] = future
+        self._pending.append((index, entry, name))
+        self._poke()
+        return future
+
+    async def fetch(
+        self, url: str, *, name: str | None = None, sha256: str | None = None
+    ) -> Result:
+        """Download ``url`` and return its :class:`Result`."""
+        return await self.submit(url, name=name, sha256=sha256)
+
+    async def as_completed(self, urls: Iterable[str]) -> AsyncIterator[Result]:
+        """Results of ``urls`` as they complete."""
+        futures = [self.submit(url) for url in urls]
+        for next_done in asyncio.as_completed(futures):
+            yield await next_done
+
+    def _poke(self) -> None:
+        from ._engines._asyncio import AsyncLoop
+
+        if isinstance(self._runner, AsyncLoop):
+            self._runner.poke()
+
+    def _input(self) -> Iterator[Line | _Pending]:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                yield PENDING
+                continue
+            index, entry, name = self._pending.popleft()
+            if name is not None:
+                self._names[index] = name
+            yield None, entry
+
+    def _accept(self, job: Job) -> bool:
+        future = self._futures.get(job.index)
+        if future is None or future.cancelled():
+            self._futures.pop(job.index, None)
+            return False
+        return True
+
+    async def _serve(self) -> None:
+        from ._engines._asyncio import AsyncLoop, adrive
+
+        observers = _observers(self._progress)
+        feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
+        runner = self._runner = AsyncLoop(self.config.settings, feeder.capacity)
+        tally = Tally()
+        start = time.monotonic()
+        for observer in observers:
+            observer.started(None)
+        try:
+            async for batch in adrive(feeder, runner):
+                for job, result in batch:
+                    tally.add(result)
+                    for observer in observers:
+                        observer.result(result)
+                    future = self._futures.pop(job.index, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+        finally:
+            for job, attempt in await runner.aclose():
+                feeder.cancelled(job, attempt)
+            for future in self._futures.values():
+                future.cancel()
+            tally.keep(feeder.kept_files, feeder.kept_bytes)
+            report = tally.report(time.monotonic() - start)
+            for observer in observers:
+                observer.finished(report)
+
+    async def aclose(self) -> None:
+        """Stop taking URLs and wait for every download started."""
+        self._closing = True
+        self._poke()
+        if self._task is not None:
+            await self._task
