@@ -94,9 +94,14 @@ def test_truncated_body_kept_for_next_run(server: Server, engine: str, tmp_path:
     assert first.history[0].kind == "read"
     assert sorted(os.listdir(tmp_path)) == [f".{size}.part", f".{size}.part.json"]
     assert (tmp_path / f".{size}.part").stat().st_size == size // 2
-    (second,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert (first.path, first.received, first.kept) == (None, size // 2, size // 2)
+    report = manyget.download([url], tmp_path, engine=engine, retries=0)
+    (second,) = report.results
     assert second.status is Status.OK
     assert second.http_status == 206
+    # The file's size and the bytes that crossed the wire in this run are kept apart.
+    assert (second.bytes, second.received) == (size, size - size // 2)
+    assert report.bytes == size - size // 2
     assert (tmp_path / str(size)).read_bytes() == served(size)
     assert os.listdir(tmp_path) == [str(size)]
 

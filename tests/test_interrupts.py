@@ -307,3 +307,23 @@ def test_two_processes_never_share_a_file(server: Server, engine: str, tmp_path:
     assert second.returncode == 1
     assert "busy: another process is writing" in second.stderr
     assert (tmp_path / str(size)).read_bytes() == b"".join(bytes_chunks(size, 0, size))
+
+
+@pytest.mark.parametrize("engine", ["multi", "sequential", "threads", "asyncio"])
+def test_ctrl_c_summary_counts_partial_files_kept(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """The Ctrl-C summary says how many partial files and bytes are kept for a resume."""
+    url = f"{server.url}/faults/drip/4000000?interval=0.05&chunk=100000"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "get", "-d", str(tmp_path), "--engine", engine, url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    code, err = stop(proc, signal.SIGINT, after=1.0)
+    assert code == 130, err
+    assert "1 partial file" in err, err
+    assert "kept for a resume" in err
+    kept = (tmp_path / ".4000000.part").stat().st_size
+    assert 0 < kept < 4_000_000

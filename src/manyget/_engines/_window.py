@@ -80,9 +80,18 @@ class ExecutorRunner:
             ended.append((job, attempt))
         return ended
 
-    def cancel(self) -> None:
-        for future in self._pending:
-            future.cancel()
+    def cancel(self, *, wait: bool) -> list[tuple[Job, Attempt]]:
+        """Cancel what has not started; with ``wait`` (the caller has set ``abort``, so
+        they stop within a second), the attempts that were running, once stopped."""
+        running = [(f, job) for f, job in self._pending.items() if not f.cancel()]
+        self._pending.clear()
+        stopped: list[tuple[Job, Attempt]] = []
+        for future, job in running if wait else ():
+            try:
+                stopped.append((job, future.result()))
+            except Exception:  # the worker failed: nothing was kept
+                continue
+        return stopped
 
 
 def run_executor(
@@ -100,6 +109,7 @@ def run_executor(
     try:
         yield from drive(feeder, runner)
     finally:
-        runner.cancel()
         if abort is not None:
             abort.set()
+        for job, attempt in runner.cancel(wait=abort is not None):
+            feeder.cancelled(job, attempt)
