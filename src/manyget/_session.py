@@ -46,6 +46,7 @@ from ._progress import Bar, Observer
 from ._results import AttemptKind, Report, Result, Tally
 
 if TYPE_CHECKING:
+    from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
 
 __all__ = [
@@ -153,6 +154,31 @@ def _stop_if_disk_full(result: Result) -> None:
         raise DiskFull(f"{result.error}; the run stopped, partial files are kept")
 
 
+class _Run:
+    """What one run tells its observers and adds up; every face of the session uses it."""
+
+    def __init__(
+        self, observers: list[Observer], total: int | None, tally: Tally | None = None
+    ) -> None:
+        self.observers = observers
+        self.tally = tally if tally is not None else Tally()
+        self._start = time.monotonic()
+        for observer in observers:
+            observer.started(total)
+
+    def result(self, result: Result) -> None:
+        self.tally.add(result)
+        for observer in self.observers:
+            observer.result(result)
+
+    def finish(self, feeder: Feeder) -> None:
+        """The run ended: count what cancelled transfers kept, and report."""
+        self.tally.keep(feeder.kept_files, feeder.kept_bytes)
+        report = self.tally.report(time.monotonic() - self._start)
+        for observer in self.observers:
+            observer.finished(report)
+
+
 class Downloader:
     """A download session: one engine, one destination, one set of options.
 
@@ -239,25 +265,18 @@ class Downloader:
         observers: list[Observer],
         tally: Tally,
     ) -> Iterator[Result]:
-        start = time.monotonic()
-        for observer in observers:
-            observer.started(total)
+        run = _Run(observers, total, tally)
         try:
             for batch in batches:
                 for _, result in batch:
-                    tally.add(result)
-                    for observer in observers:
-                        observer.result(result)
+                    run.result(result)
                     yield result
                     _stop_if_disk_full(result)
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-            tally.keep(feeder.kept_files, feeder.kept_bytes)
-            report = tally.report(time.monotonic() - start)
-            for observer in observers:
-                observer.finished(report)
+            run.finish(feeder)
 
     def download(self, urls: Iterable[str], *, keep_results: bool = True) -> Report:
         """Download every URL and return the :class:`Report` of the run."""
@@ -293,8 +312,6 @@ class Downloader:
 
     def _start(self) -> None:
         self._observers = _observers(self._progress)
-        for observer in self._observers:
-            observer.started(None)
         self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
         self._thread.start()
 
@@ -320,15 +337,12 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        tally = Tally()
-        start = time.monotonic()
+        run = _Run(self._observers, None)
         feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
         try:
             for batch in pipeline(self.config, feeder):
                 for job, result in batch:
-                    tally.add(result)
-                    for observer in self._observers:
-                        observer.result(result)
+                    run.result(result)
                     future = self._futures.pop(job.index, None)
                     if future is not None:
                         future.set_result(result)
@@ -343,9 +357,7 @@ class Downloader:
                         future.cancel()
             self._futures.clear()
         finally:
-            report = tally.report(time.monotonic() - start)
-            for observer in self._observers:
-                observer.finished(report)
+            run.finish(feeder)
 
     def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:
         """Results in the order of ``urls``, like ``Executor.map``; at most a window of
@@ -476,29 +488,25 @@ async def aiter_download(
     from ._engines._asyncio import AsyncLoop, adrive
 
     config = _async_config(dest, options)
-    observers = _observers(progress)
     feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
     runner = AsyncLoop(config.settings, feeder.capacity)
-    tally = tally or Tally()
-    start = time.monotonic()
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
-    for observer in observers:
-        observer.started(total)
+    run = _Run(_observers(progress), total, tally)
     try:
         async for batch in adrive(feeder, runner):
             for _, result in batch:
-                tally.add(result)
-                for observer in observers:
-                    observer.result(result)
+                run.result(result)
                 yield result
                 _stop_if_disk_full(result)
     finally:
-        for job, attempt in await runner.aclose():
-            feeder.cancelled(job, attempt)
-        tally.keep(feeder.kept_files, feeder.kept_bytes)
-        report = tally.report(time.monotonic() - start)
-        for observer in observers:
-            observer.finished(report)
+        await _aclose(runner, feeder)
+        run.finish(feeder)
+
+
+async def _aclose(runner: AsyncLoop, feeder: Feeder) -> None:
+    """Stop ``runner``, counting what its cancelled transfers kept."""
+    for job, attempt in await runner.aclose():
+        feeder.cancelled(job, attempt)
 
 
 async def adownload(
@@ -611,31 +619,21 @@ class AsyncDownloader:
     async def _serve(self) -> None:
         from ._engines._asyncio import AsyncLoop, adrive
 
-        observers = _observers(self._progress)
+        run = _Run(_observers(self._progress), None)
         feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
         runner = self._runner = AsyncLoop(self.config.settings, feeder.capacity)
-        tally = Tally()
-        start = time.monotonic()
-        for observer in observers:
-            observer.started(None)
         try:
             async for batch in adrive(feeder, runner):
                 for job, result in batch:
-                    tally.add(result)
-                    for observer in observers:
-                        observer.result(result)
+                    run.result(result)
                     future = self._futures.pop(job.index, None)
                     if future is not None and not future.done():
                         future.set_result(result)
         finally:
-            for job, attempt in await runner.aclose():
-                feeder.cancelled(job, attempt)
+            await _aclose(runner, feeder)
             for future in self._futures.values():
                 future.cancel()
-            tally.keep(feeder.kept_files, feeder.kept_bytes)
-            report = tally.report(time.monotonic() - start)
-            for observer in observers:
-                observer.finished(report)
+            run.finish(feeder)
 
     async def aclose(self) -> None:
         """Stop taking URLs and wait for every download started."""

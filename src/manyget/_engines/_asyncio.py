@@ -28,10 +28,8 @@ import selectors
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-from .._fetch import Transfer, preflight, read_size
-from .._fetch._curl import CANCELLED
+from .._fetch import Transfers, preflight, read_size
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -67,27 +65,17 @@ class AsyncLoop:
         self._selector = _Watch()
         self._loop.add_reader(self._selector.fileno(), self._on_ready)
         self._timer: asyncio.TimerHandle | None = None
-        self._spare: list[Transfer] = []
-        self._handles: list[Transfer] = []
-        self._active: dict[Any, Transfer] = {}
+        self._transfers = Transfers(settings, read_size(capacity))
         self._ended: list[tuple[Job, Attempt]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._prefix = os.path.join(settings.dest, "")
-        self._read = read_size(capacity)
         self._closed = False
 
     def preflight(self, job: Job) -> Result | None:
         return preflight(job, self._prefix + job.name, self.settings)
 
     def start(self, job: Job) -> None:
-        if self._spare:
-            transfer = self._spare.pop()
-        else:
-            transfer = Transfer(self.settings, read=self._read)
-            self._handles.append(transfer)
-        transfer.begin(job)
-        self._active[transfer.curl] = transfer
-        self._multi.add_handle(transfer.curl)  # libcurl sets a timer to start it
+        self._multi.add_handle(self._transfers.begin(job))  # libcurl sets a timer to start it
 
     # -- libcurl's callbacks: they run inside socket_action, so they only take notes
 
@@ -130,25 +118,20 @@ class AsyncLoop:
         multi = self._multi
         ended = self._ended
         before = len(ended)
+        end = self._transfers.end
+        remove = multi.remove_handle
         while True:
             queued, ok, failed = multi.info_read()
             for curl in ok:
-                ended.append(self._end(curl, 0, ""))
+                remove(curl)
+                ended.append(end(curl))
             for curl, errno, message in failed:
-                ended.append(self._end(curl, errno, message))
+                remove(curl)
+                ended.append(end(curl, errno, message))
             if not queued:
                 break
         if len(ended) > before:
             self.poke()
-
-    def _end(self, curl: Any, errno: int, message: str) -> tuple[Job, Attempt]:
-        transfer = self._active.pop(curl)
-        self._multi.remove_handle(curl)
-        job = transfer.job
-        assert job is not None
-        attempt = transfer.end(errno, message)
-        self._spare.append(transfer)
-        return job, attempt
 
     async def wait(self, timeout: float) -> list[tuple[Job, Attempt]]:
         """The attempts that ended, waiting up to ``timeout`` seconds for one."""
@@ -180,16 +163,10 @@ class AsyncLoop:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        cancelled: list[tuple[Job, Attempt]] = []
-        for curl, transfer in list(self._active.items()):
+        for curl in self._transfers.running():
             self._multi.remove_handle(curl)
-            job = transfer.job
-            assert job is not None
-            cancelled.append((job, transfer.end(CANCELLED, "cancelled")))
-        self._active.clear()
+        cancelled = self._transfers.close()
         self._loop.remove_reader(self._selector.fileno())
-        for transfer in self._handles:
-            transfer.close()
         self._multi.close()
         self._selector.close()
         return cancelled

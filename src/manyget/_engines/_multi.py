@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
 
-from .._fetch import Transfer, preflight, read_size
-from .._fetch._curl import CANCELLED
+from .._fetch import Transfers, preflight, read_size
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -38,37 +36,27 @@ class MultiLoop:
         self.settings = settings
         self.capacity = capacity
         self._multi = pycurl.CurlMulti()
-        self._spare: list[Transfer] = []
-        self._handles: list[Transfer] = []
-        self._active: dict[Any, Transfer] = {}  # curl handle -> its transfer
+        self._transfers = Transfers(settings, read_size(capacity))
         self._prefix = os.path.join(settings.dest, "")
-        self._read = read_size(capacity)
 
     @property
     def busy(self) -> int:
         """Attempts running."""
-        return len(self._active)
+        return len(self._transfers)
 
     @property
     def free(self) -> bool:
-        return len(self._active) < self.capacity
+        return len(self._transfers) < self.capacity
 
     def preflight(self, job: Job) -> Result | None:
         return preflight(job, self._prefix + job.name, self.settings)
 
     def start(self, job: Job) -> None:
-        if self._spare:
-            transfer = self._spare.pop()
-        else:
-            transfer = Transfer(self.settings, read=self._read)
-            self._handles.append(transfer)
-        transfer.begin(job)
-        self._active[transfer.curl] = transfer
-        self._multi.add_handle(transfer.curl)
+        self._multi.add_handle(self._transfers.begin(job))
 
     def wait(self, timeout: float) -> list[tuple[Job, Attempt]]:
         """Move bytes, waiting up to ``timeout`` seconds; the attempts that ended."""
-        if not self._active:
+        if not self._transfers:
             time.sleep(timeout)
             return []
         multi = self._multi
@@ -76,39 +64,28 @@ class MultiLoop:
         while multi.perform()[0] == again:
             pass
         ended: list[tuple[Job, Attempt]] = []
+        end = self._transfers.end
+        remove = multi.remove_handle
         while True:
             queued, ok, failed = multi.info_read()
             for curl in ok:
-                ended.append(self._end(curl, 0, ""))
+                remove(curl)
+                ended.append(end(curl))
             for curl, errno, message in failed:
-                ended.append(self._end(curl, errno, message))
+                remove(curl)
+                ended.append(end(curl, errno, message))
             if not queued:
                 break
         if not ended and timeout > 0:
             multi.select(timeout)
         return ended
 
-    def _end(self, curl: Any, errno: int, message: str) -> tuple[Job, Attempt]:
-        transfer = self._active.pop(curl)
-        self._multi.remove_handle(curl)
-        job = transfer.job
-        assert job is not None
-        attempt = transfer.end(errno, message)
-        self._spare.append(transfer)
-        return job, attempt
-
     def close(self) -> list[tuple[Job, Attempt]]:
         """Abandon what is running (partial files kept for a resume), free every handle;
         the attempts cancelled."""
-        cancelled: list[tuple[Job, Attempt]] = []
-        for curl, transfer in list(self._active.items()):
+        for curl in self._transfers.running():
             self._multi.remove_handle(curl)
-            job = transfer.job
-            assert job is not None
-            cancelled.append((job, transfer.end(CANCELLED, "cancelled")))
-        self._active.clear()
-        for transfer in self._handles:
-            transfer.close()
+        cancelled = self._transfers.close()
         self._multi.close()
         return cancelled
 

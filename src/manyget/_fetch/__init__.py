@@ -20,7 +20,15 @@ need them, and they are a good part of the start-up time of a short run.
 
 from __future__ import annotations
 
-from ._curl import Blocking, Transfer, curl_error, read_size
+from ._curl import CANCELLED, Blocking, Transfer, Transfers, curl_error, read_size
 from ._part import preflight
 
-__all__ = ["Blocking", "Transfer", "curl_error", "preflight", "read_size"]
+__all__ = [
+    "CANCELLED",
+    "Blocking",
+    "Transfer",
+    "Transfers",
+    "curl_error",
+    "preflight",
+    "read_size",
+]

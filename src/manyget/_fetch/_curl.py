@@ -19,7 +19,7 @@ from .._policy import Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
 from ._body import Body
 
-__all__ = ["Blocking", "Transfer", "curl_error", "read_size"]
+__all__ = ["CANCELLED", "Blocking", "Transfer", "Transfers", "curl_error", "read_size"]
 
 
 def read_size(concurrency: int) -> int:
@@ -331,3 +331,57 @@ class Blocking:
                 multi.select(_ABORT_POLL if wanted < 0 else min(_ABORT_POLL, wanted / 1000))
         finally:
             multi.remove_handle(curl)
+
+
+class Transfers:
+    """The reused :class:`Transfer` handles of one multi handle, and which job each runs.
+
+    A driver (the ``multi`` loop, the asyncio loop) takes a handle with :meth:`begin`,
+    adds the curl handle it returns to its multi handle, and gives it back with
+    :meth:`end` once libcurl says it is done (after removing it from the multi handle).
+    """
+
+    __slots__ = ("_active", "_handles", "_read", "_settings", "_spare")
+
+    def __init__(self, settings: Settings, read: int) -> None:
+        self._settings = settings
+        self._read = read
+        self._spare: list[Transfer] = []
+        self._handles: list[Transfer] = []
+        self._active: dict[Any, Transfer] = {}  # curl handle -> its transfer
+
+    def __len__(self) -> int:
+        """Attempts running."""
+        return len(self._active)
+
+    def begin(self, job: Job) -> Any:
+        """Point a free handle at ``job``; the curl handle to add to the multi handle."""
+        if self._spare:
+            transfer = self._spare.pop()
+        else:
+            transfer = Transfer(self._settings, read=self._read)
+            self._handles.append(transfer)
+        transfer.begin(job)
+        self._active[transfer.curl] = transfer
+        return transfer.curl
+
+    def end(self, curl: Any, errno: int = 0, message: str = "") -> tuple[Job, Attempt]:
+        """The attempt ``curl`` ran is over (libcurl's outcome given): its job and result."""
+        transfer = self._active.pop(curl)
+        job = transfer.job
+        assert job is not None
+        attempt = transfer.end(errno, message)
+        self._spare.append(transfer)
+        return job, attempt
+
+    def running(self) -> list[Any]:
+        """The curl handles of the attempts running."""
+        return list(self._active)
+
+    def close(self) -> list[tuple[Job, Attempt]]:
+        """Cancel what still runs (remove it from the multi handle first; partial files
+        are kept for a resume) and free every handle; the attempts cancelled."""
+        cancelled = [self.end(curl, CANCELLED, "cancelled") for curl in list(self._active)]
+        for transfer in self._handles:
+            transfer.close()
+        return cancelled
