@@ -25,7 +25,6 @@ it, and ``fetch`` wakes the loop at once.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import os
@@ -34,7 +33,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -46,6 +44,9 @@ from ._progress import Bar, Observer
 from ._results import AttemptKind, Report, Result, Tally
 
 if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
+
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
 
@@ -299,6 +300,8 @@ class Downloader:
         if name is not None and not clean_name(name):
             raise UsageError(f"name {name!r} is not usable as a file name")
         entry = url.strip() if sha256 is None else f"{url.strip()}\tsha256={sha256}"
+        from concurrent.futures import Future  # here: the streaming path never needs it
+
         future: Future[Result] = Future()
         with self._lock:
             if self._closing:
@@ -568,6 +571,8 @@ class AsyncDownloader:
             raise RuntimeError("cannot submit after aclose()")
         if name is not None and not clean_name(name):
             raise UsageError(f"name {name!r} is not usable as a file name")
+        import asyncio
+
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = loop.create_task(self._serve())
@@ -587,6 +592,8 @@ class AsyncDownloader:
 
     async def as_completed(self, urls: Iterable[str]) -> AsyncIterator[Result]:
         """Results of ``urls`` as they complete."""
+        import asyncio
+
         futures = [self.submit(url) for url in urls]
         for next_done in asyncio.as_completed(futures):
             yield await next_done
