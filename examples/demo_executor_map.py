@@ -11,7 +11,11 @@ What to notice:
   ``loiter(0)`` ends, and ``loiter(4)`` when ``loiter(1)`` ends;
 * the ``for`` loop gets results in the order the calls were submitted, each ``next`` waiting
   for its own call. Run ``python examples/demo_executor_map.py 4 3 2 1 0`` to see the later
-  calls finish first while their results wait for ``loiter(4)``.
+  calls finish first while their results wait for ``loiter(4)``. At 0.5 s a unit the first
+  run takes 5 units (``loiter(4)`` starts 1 unit in), measured at 2.5 s; this one 4 units,
+  measured at 2.0 s.
+
+``demo_session_map.py`` runs the same experiment with downloads and ``Downloader.map``.
 """
 
 from __future__ import annotations

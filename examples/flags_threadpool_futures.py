@@ -1,14 +1,19 @@
-"""Schedule flag downloads with ``executor.submit`` and collect them with ``as_completed``.
+"""Schedule flag downloads with ``Downloader.submit`` and collect them with ``as_completed``.
 
 Mirrors ``flags_threadpool_futures.py`` from *Fluent Python*, "Concurrency with Futures":
-five countries on a pool of three threads, printing each ``Future`` as it is scheduled and
-again as it finishes, so the states a future goes through can be seen.
+five countries on a session of three threads, printing each ``Future`` as it is scheduled
+and again as it finishes, so the states a future goes through can be seen.
+``Downloader.submit`` returns a real ``concurrent.futures.Future`` of a ``manyget.Result``,
+so the standard ``as_completed`` takes it as it takes an executor's futures.
 
 What to notice:
 
-* ``submit`` returns a ``Future`` at once. With three workers, the first futures may
-  already be ``running`` when printed while the last two stay ``pending`` (at the mercy of
-  the scheduler: ``--delay 0.5`` keeps the workers busy long enough to see it);
+* ``submit`` returns a ``Future`` at once, and as printed right after it, each future is
+  normally still ``pending``: the session's engine thread takes URLs from its queue in its
+  own time (it looks every 20 ms or so when idle), where a ``ThreadPoolExecutor`` may start
+  the call before ``submit`` returns. A future turns ``running`` when the engine hands its
+  download to a thread, three at most (one cancelled before that is skipped), so with
+  ``--delay 0.5`` the five go in two rounds, measured at 1.1 s;
 * ``as_completed`` yields each future when it is ``finished``, in completion order, not in
   the order they were submitted; ``future.result()`` then returns without blocking.
 
@@ -17,27 +22,29 @@ What to notice:
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from pathlib import Path
 
-from flags_sequential import main
-from flags_threadpool import flag_saver
+from flags_sequential import flag_url, label, main
+
+import manyget
 
 
 def download_many(cc_list: list[str], base_url: str, dest: Path) -> int:
     cc_list = cc_list[:5]
-    download_one = flag_saver(base_url, dest)
-    with ThreadPoolExecutor(max_workers=3) as executor:
-        to_do: list[Future[str]] = []
+    count = 0
+    with manyget.Downloader(dest, engine="threads", concurrency=3, per_host=3) as downloader:
+        to_do: list[Future[manyget.Result]] = []
         for cc in sorted(cc_list):
-            future = executor.submit(download_one, cc)
+            future = downloader.submit(flag_url(base_url, cc))
             to_do.append(future)
             print(f"Scheduled for {cc}: {future!r}")
 
         for future in as_completed(to_do):
             result = future.result()
-            print(f"{future!r} result: {result!r}")
-    return len(to_do)
+            print(f"{future!r} result: {label(result)!r}")
+            count += result.ok
+    return count
 
 
 if __name__ == "__main__":

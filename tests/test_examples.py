@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -15,7 +16,10 @@ from manyget._server import POP20_CC, flag_gif
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
-FUTURE = r"<Future at 0x[0-9a-f]+ state=(pending|running|finished returned str)>"
+FUTURE = r"<Future at 0x[0-9a-f]+ state=(pending|running|finished returned Result)>"
+SUMMARY = (
+    r"20 downloaded; [0-9.]+ kB received in \d+\.\d\ds \([0-9,.]+ files/s, [0-9.]+ [kMG]?B/s\)"
+)
 
 
 def run_example(
@@ -69,35 +73,50 @@ def test_flags_asyncio_prints_each_result_as_it_completes(tmp_path: Path) -> Non
     assert_flags_saved(tmp_path, list(POP20_CC))
 
 
-def test_flags_delay_option_slows_every_response_yet_downloads_overlap(tmp_path: Path) -> None:
-    """``--delay 0.3`` reaches the server, and 20 concurrent downloads take far less than 6 s."""
+def test_flags_asyncio_sends_all_20_at_once(tmp_path: Path) -> None:
+    """``--delay 0.3`` reaches the server, and the 20 downloads wait it out in one round."""
     lines = run_example("flags_asyncio", "-d", tmp_path, "--delay", "0.3")
     seconds = assert_summary(lines[-1], 20)
-    assert 0.3 <= seconds < 3.0
+    # Rounds of 8 (manyget's default per host) would take 3 x 0.3 s at least.
+    assert 0.3 <= seconds < 0.85
+
+
+def test_flags_threadpool_runs_in_rounds_of_the_default_pool_size(tmp_path: Path) -> None:
+    """``map`` on ``min(32, cpu + 4)`` threads: rounds of that many, far below sequential."""
+    workers = min(32, (os.cpu_count() or 1) + 4)
+    lines = run_example("flags_threadpool", "-d", tmp_path, "--delay", "0.2")
+    assert lines[0].split() == sorted(POP20_CC)
+    seconds = assert_summary(lines[-1], 20)
+    assert math.ceil(20 / workers) * 0.2 <= seconds < 20 * 0.2
 
 
 def test_flags_processpool_runs_manyget_on_a_process_pool(tmp_path: Path) -> None:
     """The ProcessPoolExecutor given as ``executor=`` downloads and saves all 20 flags."""
     lines = run_example("flags_processpool", "-d", tmp_path)
-    assert lines[0].startswith("20 ok;")
+    assert re.fullmatch(SUMMARY, lines[0]), lines[0]
     assert_summary(lines[-1], 20)
     assert_flags_saved(tmp_path, list(POP20_CC))
 
 
 def test_flags_threadpool_futures_shows_scheduled_and_finished_futures(tmp_path: Path) -> None:
-    """submit/as_completed print each future as scheduled, then finished with its result."""
-    lines = run_example("flags_threadpool_futures", "-d", tmp_path)
+    """submit/as_completed print each future unfinished as scheduled, then finished."""
+    lines = run_example("flags_threadpool_futures", "-d", tmp_path, "--delay", "0.2")
     codes = sorted(POP20_CC[:5])
     scheduled = [re.fullmatch(rf"Scheduled for ([A-Z]{{2}}): {FUTURE}", x) for x in lines[:5]]
     assert [m[1] for m in scheduled if m] == codes
+    states = [m[2] for m in scheduled if m]
+    # Three threads: at most three running; none can have finished within its 0.2 s delay.
+    assert states.count("running") <= 3
+    assert states.count("pending") + states.count("running") == 5
     finished = [
         re.fullmatch(
-            r"<Future at 0x[0-9a-f]+ state=finished returned str> result: '([A-Z]{2})'", x
+            r"<Future at 0x[0-9a-f]+ state=finished returned Result> result: '([A-Z]{2})'", x
         )
         for x in lines[5:10]
     ]
     assert sorted(m[1] for m in finished if m) == codes
-    assert_summary(lines[-1], 5)
+    seconds = assert_summary(lines[-1], 5)
+    assert 2 * 0.2 <= seconds < 5 * 0.2  # two rounds of three, not one, not five
     assert_flags_saved(tmp_path, codes)
 
 
@@ -132,3 +151,29 @@ def test_demo_executor_map_holds_early_finishers_behind_a_slow_first_call() -> N
     slowest = lines.index("loiter(4): done.")
     assert all(lines.index(f"loiter({n}): done.") < slowest for n in range(4))
     assert min(results) > slowest
+
+
+def test_demo_session_map_holds_early_finishers_behind_a_slow_first_download() -> None:
+    """Downloader.map: lazy, three at a time, later URLs done first, results in input order."""
+    stamped = run_example("demo_session_map", "--unit", "0.3")
+    lines = [line.split("] ", 1)[1].strip() for line in stamped]
+    assert lines[0] == "Script starting."
+    assert lines[1].startswith("results: <generator object Downloader.map at 0x")
+    assert lines[2] == "Waiting for individual results:"
+    done = {
+        int(m[1]): i
+        for i, line in enumerate(lines)
+        if (m := re.fullmatch(r"stall\((\d)\): done, ok in \d+\.\d\ds\.", line))
+    }
+    assert sorted(done) == [0, 1, 2, 3, 4]
+    results = [i for i, line in enumerate(lines) if line.startswith("result ")]
+    expected = [f"result {i}: stall({n}), {n} B" for i, n in enumerate([4, 3, 2, 1, 0])]
+    assert [lines[i] for i in results] == expected
+    # The later downloads finish before the first, whose result every other one waits for.
+    assert all(done[n] < done[4] for n in range(4))
+    assert min(results) > done[4]
+    # Three at a time: stall(1) and stall(0) wait for stall(2)'s thread, else they would
+    # finish first of all.
+    assert done[2] < done[1]
+    assert done[2] < done[0]
+    assert lines[-1].startswith("Done in ")
