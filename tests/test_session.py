@@ -196,3 +196,39 @@ def test_async_api_refuses_other_engines(tmp_path: Path) -> None:
     """The async API runs the asyncio engine on the caller's loop, and says so."""
     with pytest.raises(manyget.UsageError, match="asyncio engine"):
         manyget.AsyncDownloader(tmp_path, engine="threads")
+
+
+def test_map_submits_before_it_returns(server: Server, tmp_path: Path) -> None:
+    """Like Executor.map, the downloads start when map() is called, not at the first next()."""
+    urls = [stall(server, 0.5, 7000 + i) for i in range(3)]
+    with manyget.Downloader(tmp_path, per_host=3) as d:
+        results = d.map(urls)
+        time.sleep(0.7)  # the caller does other work meanwhile
+        start = time.monotonic()
+        got = [r.url for r in results]
+        waited = time.monotonic() - start
+    assert got == urls
+    assert waited < 0.4  # a lazy map would only start now and wait 0.5 s more
+
+
+def test_map_timeout_counts_from_the_call(server: Server, tmp_path: Path) -> None:
+    """map(timeout=) raises TimeoutError once the time since the call has run out."""
+    with manyget.Downloader(tmp_path) as d:
+        results = d.map([stall(server, 2.0, 7100)], timeout=0.3)
+        time.sleep(0.4)
+        with pytest.raises(TimeoutError):
+            next(results)
+        d.shutdown(cancel_futures=True)
+
+
+def test_async_as_completed_window(server: Server, tmp_path: Path) -> None:
+    """AsyncDownloader.as_completed yields every result of a list longer than its window."""
+    urls = [f"{server.url}/bytes/{8000 + i}" for i in range(150)]
+
+    async def main() -> list[manyget.Result]:
+        async with manyget.AsyncDownloader(tmp_path, concurrency=4) as d:
+            return [r async for r in d.as_completed(urls)]
+
+    results = asyncio.run(main())
+    assert sorted(r.url for r in results) == sorted(urls)
+    assert len(list(tmp_path.iterdir())) == 150

@@ -25,6 +25,7 @@ it, and ``fetch`` wakes the loop at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -64,6 +65,7 @@ __all__ = [
 
 ProgressArg = bool | Observer | Sequence[Observer]
 Line = tuple[int | None, str]
+_IDLE_INPUT_WAIT = 0.05  # an idle session waits on its queue this long between looks
 
 
 def prepare_dest(dest: str | os.PathLike[str]) -> Path:
@@ -213,11 +215,12 @@ class Downloader:
         size = queue_size if queue_size is not None else self._window
         if size < 1:
             raise UsageError(f"queue_size must be >= 1, got {size}")
-        self._queue: queue.Queue[tuple[int, str, str | None]] = queue.Queue(maxsize=size)
+        self._queue: queue.Queue[tuple[int, str, str | None] | None] = queue.Queue(maxsize=size)
         self._futures: dict[int, Future[Result]] = {}
         self._lock = threading.Lock()
         self._count = itertools.count()
         self._closing = False
+        self._error: BaseException | None = None  # why the engine stopped, if it failed
         self._thread: threading.Thread | None = None
         self._observers: list[Observer] = []
         self._names: dict[int, str] = {}  # job index -> the name its caller chose
@@ -304,30 +307,61 @@ class Downloader:
 
         future: Future[Result] = Future()
         with self._lock:
-            if self._closing:
-                raise RuntimeError("cannot submit after shutdown")
+            self._check_open()
             if self._thread is None:
                 self._start()
             index = next(self._count)
             self._futures[index] = future
             self._queue.put((index, entry, name))  # blocks while full: back-pressure
+        if self._error is not None:  # the engine stopped while we waited for room
+            self._fail_waiting()
         return future
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"the session's engine stopped: {self._error!r}")
+        if self._closing:
+            raise RuntimeError("cannot submit after shutdown")
+
+    def _fail_waiting(self) -> None:
+        """The engine is gone: no queued or held URL will run; finish their futures."""
+        error = self._error
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for index in list(self._futures):
+            future = self._futures.pop(index, None)
+            if future is None or future.done():
+                continue
+            if future.running() and error is not None:
+                future.set_exception(error)
+            else:
+                future.cancel()
 
     def _start(self) -> None:
         self._observers = _observers(self._progress)
         self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
         self._thread.start()
 
-    def _input(self) -> Iterator[Line | _Pending]:
+    def _input(self, feeder: Callable[[], Feeder]) -> Iterator[Line | _Pending]:
         names: dict[int, str] = self._names
+        get = self._queue.get
         while True:
             try:
-                index, entry, name = self._queue.get_nowait()
+                # Nothing running: wait on the queue itself, so a submit starts at once.
+                # Otherwise never block the transfers in flight.
+                idle = feeder().held == 0
+                item = get(timeout=_IDLE_INPUT_WAIT) if idle else get(block=False)
             except queue.Empty:
                 if self._closing and self._queue.empty():
                     return
                 yield PENDING
                 continue
+            if item is None:  # shutdown's wake-up call
+                continue
+            index, entry, name = item
             if name is not None:
                 names[index] = name
             yield None, entry
@@ -341,7 +375,8 @@ class Downloader:
 
     def _serve(self) -> None:
         run = _Run(self._observers, None)
-        feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
+        jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
+        feeder = _feeder(self.config, jobs, self._accept)
         try:
             for batch in pipeline(self.config, feeder):
                 for job, result in batch:
@@ -349,30 +384,30 @@ class Downloader:
                     future = self._futures.pop(job.index, None)
                     if future is not None:
                         future.set_result(result)
-        except BaseException as exc:
-            with self._lock:
-                self._closing = True
-            for future in list(self._futures.values()):
-                if not future.done():
-                    if future.running():
-                        future.set_exception(exc)
-                    else:
-                        future.cancel()
-            self._futures.clear()
+        except BaseException as exc:  # handed to every waiting future, not lost
+            self._error = exc
+            self._fail_waiting()
         finally:
             run.finish(feeder)
 
     def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:
-        """Results in the order of ``urls``, like ``Executor.map``; at most a window of
-        ``2 x concurrency`` (64 at least) URLs is submitted ahead of the one awaited."""
-        window: deque[Future[Result]] = deque()
+        """Results in the order of ``urls``, like ``Executor.map``: the first URLs are
+        submitted before this returns, a window of ``2 x concurrency`` (64 at least) ahead
+        of the result awaited (not every URL, so a long list costs bounded memory), and
+        ``timeout`` counts from this call."""
+        end = None if timeout is None else time.monotonic() + timeout
+        source = iter(urls)
+        window = deque(self.submit(url) for url in itertools.islice(source, self._window))
+        return self._in_order(source, window, end)
+
+    def _in_order(
+        self, source: Iterator[str], window: deque[Future[Result]], end: float | None
+    ) -> Iterator[Result]:
         try:
-            for url in urls:
-                window.append(self.submit(url))
-                if len(window) >= self._window:
-                    yield window.popleft().result(timeout)
             while window:
-                yield window.popleft().result(timeout)
+                left = None if end is None else end - time.monotonic()
+                yield window.popleft().result(left)
+                window.extend(self.submit(url) for url in itertools.islice(source, 1))
         finally:
             for future in window:
                 future.cancel()
@@ -407,9 +442,10 @@ class Downloader:
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking URLs; as ``Executor.shutdown``: ``wait`` for what was submitted,
         and with ``cancel_futures`` cancel what has not started."""
-        with self._lock:
-            self._closing = True
-            thread = self._thread
+        self._closing = True
+        thread = self._thread
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)  # wakes an idle engine to see it is closing
         if cancel_futures:
             for future in list(self._futures.values()):
                 future.cancel()
@@ -488,6 +524,7 @@ async def aiter_download(
     **options: Unpack[Options],
 ) -> AsyncIterator[Result]:
     """Async :func:`iter_download` on the running loop, which it never blocks."""
+    await _load_async_engine()
     from ._engines._asyncio import AsyncLoop, adrive
 
     config = _async_config(dest, options)
@@ -504,6 +541,22 @@ async def aiter_download(
     finally:
         await _aclose(runner, feeder)
         run.finish(feeder)
+
+
+async def _load_async_engine() -> None:
+    """Import the engine and libcurl on a worker thread the first time, so the caller's
+    loop goes on meanwhile (about 60 ms here)."""
+    import sys
+
+    if "pycurl" not in sys.modules or "manyget._engines._asyncio" not in sys.modules:
+        import asyncio
+        import importlib
+
+        def load() -> None:
+            importlib.import_module("pycurl")
+            importlib.import_module("manyget._engines._asyncio")
+
+        await asyncio.to_thread(load)
 
 
 async def _aclose(runner: AsyncLoop, feeder: Feeder) -> None:
@@ -548,6 +601,7 @@ class AsyncDownloader:
         **options: Unpack[Options],
     ) -> None:
         self.config = _async_config(dest, options)
+        self._window = max(64, 2 * self.config.limits.concurrency)
         self._progress = progress
         self._pending: deque[tuple[int, str, str | None]] = deque()
         self._futures: dict[int, asyncio.Future[Result]] = {}
@@ -591,12 +645,22 @@ class AsyncDownloader:
         return await self.submit(url, name=name, sha256=sha256)
 
     async def as_completed(self, urls: Iterable[str]) -> AsyncIterator[Result]:
-        """Results of ``urls`` as they complete."""
+        """Results of ``urls`` as they complete; a bounded window of URLs is submitted
+        ahead, so a long list costs bounded memory."""
         import asyncio
 
-        futures = [self.submit(url) for url in urls]
-        for next_done in asyncio.as_completed(futures):
-            yield await next_done
+        source = iter(urls)
+        pending = {self.submit(url) for url in itertools.islice(source, self._window)}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending.update(self.submit(url) for url in itertools.islice(source, len(done)))
+                for future in done:
+                    if not future.cancelled():
+                        yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
 
     def _poke(self) -> None:
         from ._engines._asyncio import AsyncLoop
@@ -624,6 +688,7 @@ class AsyncDownloader:
         return True
 
     async def _serve(self) -> None:
+        await _load_async_engine()
         from ._engines._asyncio import AsyncLoop, adrive
 
         run = _Run(_observers(self._progress), None)
