@@ -23,7 +23,6 @@ from manyget import (
 from manyget._policy import parse_retry_after
 from manyget._results import Tally
 
-
 PUBLIC = {
     "AsyncDownloader",
     "Attempt",
@@ -64,7 +63,8 @@ def test_public_api_is_sorted_and_complete() -> None:
     for name in manyget.__all__:  # every listed name resolves (lazy ones included)
         assert getattr(manyget, name) is not None, name
     # Nothing public is reachable that __all__ does not list.
-    module_names = {n for n in vars(manyget) if not n.startswith("_")} - {"annotations", "TYPE_CHECKING"}
+    names = {n for n in vars(manyget) if not n.startswith("_")}
+    module_names = names - {"annotations", "TYPE_CHECKING"}
     assert module_names <= PUBLIC
 
 

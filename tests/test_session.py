@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ def test_submit_returns_real_futures_with_true_states(server: Server, tmp_path: 
         for f in futures:
             f.add_done_callback(lambda f: seen.append(f.result().url))
         time.sleep(0.2)
-        states = [f._state for f in futures]  # noqa: SLF001 - the state the book prints
+        states = [f._state for f in futures]
         assert states[:2] == ["RUNNING", "RUNNING"]
         assert states[2:] == ["PENDING", "PENDING"]  # no free slot yet: not started
         done = list(concurrent.futures.as_completed(futures, timeout=30))
@@ -100,7 +101,7 @@ def test_submit_from_many_threads_with_back_pressure(server: Server, tmp_path: P
                 f = d.submit(f"{server.url}/bytes/{5000 + t * 100 + i}")
                 with lock:
                     futures.append(f)
-                    peak = max(peak, d._queue.qsize())  # noqa: SLF001 - the bound under test
+                    peak = max(peak, d._queue.qsize())
 
         threads = [threading.Thread(target=submit_many, args=(t,)) for t in range(8)]
         for t in threads:
@@ -169,7 +170,7 @@ def test_adownload_never_blocks_the_loop(slow_server: Server, tmp_path: Path) ->
     assert report.counts == {Status.OK: 20}
     assert elapsed >= 0.3
     assert len(ticks) >= 0.5 * elapsed / 0.05  # a blocked loop would tick once or twice
-    assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.25
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25
 
 
 def test_aiter_download_and_async_downloader(slow_server: Server, tmp_path: Path) -> None:
