@@ -11,10 +11,9 @@ yields it.
 
 What to notice:
 
-* ``downloader.map`` returns a generator at once. Unlike ``executor.map``, which submits
-  every call before it returns, it submits nothing until the ``for`` loop asks for the
-  first result; then it submits a window of URLs ahead (``2 x concurrency``, 64 at least)
-  and waits for the first;
+* ``downloader.map`` returns a generator at once, having submitted the URLs already, like
+  ``executor.map`` (but at most a window of ``2 x concurrency``, 64 at least, ahead of the
+  result awaited, so a long list costs bounded memory); each ``next`` waits for its own;
 * only three downloads run at a time: with the default ``4 3 2 1 0`` the server holds
   ``stall(4)``, ``stall(3)`` and ``stall(2)`` first, and ``stall(1)`` starts only when
   ``stall(2)`` ends, 2 units in (its line says it took 1 unit; the time in each line is
