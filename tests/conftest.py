@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,22 @@ from manyget import ENGINES
 from manyget._server import Faults, Server
 
 ALL_ENGINES = list(ENGINES)
+
+
+def need_program(name: str) -> str:
+    """The path of an outside server or tool a test needs.
+
+    On a developer's machine a missing one skips the test; under `.ci/run` (MANYGET_CI=1),
+    which installs them all, a missing one is a failure.
+    """
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if found is None:
+        if os.environ.get("MANYGET_CI") == "1":
+            pytest.fail(f"{name} is not installed, and CI must run this test")
+        pytest.skip(f"{name} is not installed")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import need_program
 from manyget._bench import SCENARIOS, rows, table, to_json
 from manyget._bench._report import from_json
 from manyget._bench._run import Run, ScenarioRuns, verify
@@ -59,10 +59,9 @@ def test_tiny_scenario_runs_engines_and_a_peer(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # served files and downloads are cleaned up
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                    reason="nginx is not installed")  # fmt: skip
 def test_tiny_scenario_from_nginx_as_a_table(tmp_path: Path) -> None:
     """--nginx serves the generated files; the table names the server and every contender."""
+    need_program("nginx")
     proc = bench(
         "--scenario", "tiny", "--engines", "multi", "--against", "none", "--runs", "1",
         "--nginx", tmp=tmp_path,

@@ -154,7 +154,7 @@ def test_demo_executor_map_holds_early_finishers_behind_a_slow_first_call() -> N
 
 
 def test_demo_session_map_holds_early_finishers_behind_a_slow_first_download() -> None:
-    """Downloader.map: submitted at once, three at a time, later URLs done first, results in input order."""
+    """Downloader.map: all submitted at once, three at a time, results in input order."""
     stamped = run_example("demo_session_map", "--unit", "0.3")
     lines = [line.split("] ", 1)[1].strip() for line in stamped]
     assert lines[0] == "Script starting."
