@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RETRY_STATUSES",
+    "Resume",
     "RetryPolicy",
     "Saved",
     "Settings",
@@ -157,37 +159,45 @@ class Saved:
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
 
 
+class Resume(StrEnum):
+    """:func:`resume_decision`'s answer."""
+
+    FRESH = "fresh"  # write the body from byte 0: the server sent the whole file
+    APPEND = "append"  # the body continues the partial file at its offset
+    COMPLETE = "complete"  # 416, and the partial file already has every byte
+    RESTART = "restart"  # the answer does not fit the partial file: drop it, ask again
+
+
 def resume_decision(
     offset: int,
     saved: Saved | None,
     status: int,
     content_range: str | None,
     etag: str | None,
-) -> str:
+) -> Resume:
     """What to do with a response to a request for the rest of a partial file.
 
-    Returns ``"fresh"`` (write the body from byte 0: the server sent the whole file,
-    never append it), ``"append"`` (the body continues the partial file at ``offset``),
-    ``"complete"`` (416 and the partial file already has every byte) or ``"restart"``
-    (the answer does not fit the partial file: drop it and ask again for everything).
+    ``offset`` is the partial file's size (0 when the request asked for everything),
+    ``saved`` what its sidecar remembers, ``content_range`` and ``etag`` the response's
+    headers. A 200 is always :attr:`Resume.FRESH`: a whole file is never appended.
     """
     if status == 200:
-        return "fresh"
+        return Resume.FRESH
     match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
     total = int(match.group(3)) if match and match.group(3) != "*" else None
     known = saved.length if saved is not None else None
     if known is not None and total is not None and total != known:
-        return "restart"
+        return Resume.RESTART
     if status == 416:
         complete = offset > 0 and total == offset
-        return "complete" if complete else "restart"
+        return Resume.COMPLETE if complete else Resume.RESTART
     if status != 206 or offset == 0 or match is None or match.group(1) is None:
-        return "restart"
+        return Resume.RESTART
     if int(match.group(1)) != offset:
-        return "restart"
+        return Resume.RESTART
     if saved is not None and saved.etag and etag and etag != saved.etag:
-        return "restart"
-    return "append"
+        return Resume.RESTART
+    return Resume.APPEND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,11 +10,12 @@ libcurl has already checked it against ``Content-Length``; the file is renamed o
 final name in one ``os.replace``, so a name under the destination is never a
 half-written file. A failure or cancellation after some bytes keeps the partial file with
 a sidecar, so the next attempt or run asks only for the rest
-(:func:`~manyget._policy.resume_decision` judges the answer). Whether to try again, and
+(:func:`~manyget._fetch._state.on_response` judges the answer). Whether to try again, and
 when, is the driver's :class:`~manyget._hosts.Feeder`'s decision.
 
-Modules: ``_part`` (the disk), ``_body`` (what to do with a response's body), ``_curl``
-(the libcurl handle). asyncio, http and json are imported where used: most runs never
+Modules: ``_part`` (the disk), ``_state`` (pure: the body's phases and the decisions on
+status and headers), ``_body`` (carries them out on a ``_part``), ``_curl`` (the libcurl
+handle). asyncio, http and json are imported where used: most runs never
 need them, and they are a good part of the start-up time of a short run.
 """
 

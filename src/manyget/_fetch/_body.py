@@ -7,14 +7,14 @@ import os
 from collections.abc import Callable
 
 from .._jobs import Job, disposition_name
-from .._policy import Saved, resume_decision
+from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from ._part import Busy, Part, sha256_of
+from ._state import End, Phase, fits, on_end, on_response
 
 __all__ = ["Body", "Field", "no_field"]
 
 Field = Callable[[str], "str | None"]  # a response header by its lower-case name
-_SIDECAR_FROM = 1 << 20  # bodies larger than this get a sidecar as soon as they start
 
 
 def no_field(name: str) -> None:
@@ -26,9 +26,10 @@ class Body:
     """Where one attempt's body goes: every driver uses it through a Transfer.
 
     ``request_headers`` asks for the rest of a resumable partial file. When the first
-    byte of a 2xx body arrives (or a bodiless response ends), ``start`` decides, from
-    the status and headers, to append, write from scratch, or give up on the partial file;
-    ``finish`` publishes, keeps for a resume, or drops, and says what happened.
+    byte of a 2xx body arrives (or a bodiless response ends), ``start`` carries out
+    :func:`~manyget._fetch._state.on_response`'s decision (append, write from scratch, or
+    give up on the partial file); ``finish`` carries out :func:`~manyget._fetch._state.on_end`'s
+    (publish, keep for a resume, or drop) and says what happened.
     """
 
     __slots__ = (
@@ -39,10 +40,10 @@ class Body:
         "_local",
         "_max",
         "_part",
+        "_phase",
         "_rename",
         "_saved",
         "_sha256",
-        "_verdict",
         "kept",
         "offset",
         "url",
@@ -68,7 +69,7 @@ class Body:
         self._saved: Saved | None = None
         if found is not None:
             self.offset, self._saved = found
-        self._verdict = ""
+        self._phase = Phase.IDLE
         self._local = ""
         self.kept = 0
         self._left = 0  # bytes left in the partial file for a resume after a write error
@@ -78,7 +79,7 @@ class Body:
     @property
     def started(self) -> bool:
         """True once ``start`` has decided what to do with the body."""
-        return self._verdict != ""
+        return self._phase is not Phase.IDLE
 
     def request_headers(self) -> list[tuple[str, str]]:
         if not self.offset or self._saved is None or self._saved.validator is None:
@@ -96,31 +97,26 @@ class Body:
             wanted = disposition_name(field("content-disposition"))
             if wanted and wanted != os.path.basename(self._part.final):
                 self._rename = wanted
-        if status == 200:
-            decision = "fresh"  # resume_decision's answer to any 200, without the lookups
-        else:
-            decision = resume_decision(
-                self.offset, self._saved, status, field("content-range"), field("etag")
-            )
-        if decision not in ("fresh", "append"):
-            self._verdict = decision
+        opening = on_response(
+            status,
+            length,
+            offset=self.offset,
+            saved=self._saved,
+            content_range=field("content-range") if status != 200 else None,
+            etag=field("etag") if status != 200 else None,
+            max_size=self._max,
+        )
+        self._phase = opening.phase
+        if opening.phase is not Phase.OPEN:
             return False
-        if self._max is not None and length is not None and length > self._max:
-            self._verdict = "too big"
-            return False
-        if decision == "fresh":
-            self.offset = 0
-            self._length = length
-        else:
-            self._length = self._saved.length if self._saved else None
+        self.offset = opening.offset
+        self._length = opening.length
         try:
             self._part.open(self.offset)
-            self._verdict = "open"
-            if decision == "fresh" and (length is None or length > _SIDECAR_FROM):
-                # Big bodies get their sidecar now, so even kill -9 leaves them resumable.
+            if opening.sidecar:
                 self._part.remember(self._memo())
         except Busy:
-            self._verdict = "busy"
+            self._phase = Phase.BUSY
             return False
         except OSError as exc:
             self._local_error(exc)
@@ -129,18 +125,18 @@ class Body:
 
     def _local_error(self, exc: OSError) -> None:
         disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        self._verdict = "disk" if disk_full else "local"
+        self._phase = Phase.DISK if disk_full else Phase.LOCAL
         self._local = f"{self._part.final}: {exc.strerror or exc}"
 
     def write(self, data: bytes) -> bool:
         """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
-        if self._max is not None and self.offset + self.kept + len(data) > self._max:
-            self._verdict = "too big"
+        if not fits(self._max, self.offset + self.kept, len(data)):
+            self._phase = Phase.TOO_BIG
             return False
         try:
             self._part.write(data)
         except OSError as exc:
-            kept = self._verdict == "open"
+            kept = self._phase is Phase.OPEN
             self._local_error(exc)
             if kept:
                 self._left = self._part.keep(self._memo())  # the bytes so far stay
@@ -163,42 +159,42 @@ class Body:
         retry_after: float | None = None,
     ) -> Attempt:
         """End the attempt; ``error`` and ``kind`` describe a transport failure."""
-        verdict = self._verdict
-        if verdict == "open" and error is None and status is not None and 200 <= status < 300:
+        phase = self._phase
+        end = on_end(phase, status, error is not None)
+        if end is End.PUBLISH:
             return self._publish(status, self.offset + self.kept)  # the usual end, first
         part = self._part
         got = self.kept
-        if verdict == "busy":
+        if end is End.BUSY:
             message = f"busy: another process is writing {part.final}"
             return Attempt(http_status=status, kind=AttemptKind.FATAL, error=message)
-        if verdict in ("disk", "local"):
-            kind = AttemptKind.DISK if verdict == "disk" else AttemptKind.LOCAL
+        if end is End.LOCAL:
+            kind = AttemptKind.DISK if phase is Phase.DISK else AttemptKind.LOCAL
             return Attempt(
                 http_status=status, kind=kind, error=self._local, received=got, kept=self._left
             )
-        if verdict == "too big":
+        if end is End.DROP_TOO_BIG:
             part.drop()
             message = f"body larger than --max-size ({self._max:,} bytes)"
             return Attempt(http_status=status, kind=AttemptKind.FATAL, error=message, received=got)
-        if verdict == "restart":
+        if end is End.DROP_RESTART:
             part.drop()
             message = "the answer does not fit the partial file; starting over"
             return Attempt(http_status=status, kind=AttemptKind.READ, error=message, received=got)
-        if verdict == "complete":
+        if end is End.PUBLISH_KEPT:
             return self._publish(status, self.offset)
-        if error is not None:
-            left = part.keep(self._memo()) if verdict == "open" else 0
+        if end is End.KEEP:
+            left = part.keep(self._memo()) if phase is Phase.OPEN else 0
             return Attempt(http_status=status, kind=kind, error=error, received=got, kept=left)
-        if status is None or not 200 <= status < 300:
+        if end is End.NO_FILE:
             failed = status is not None and status >= 400
             return Attempt(
                 http_status=status,
                 kind=AttemptKind.STATUS if failed else AttemptKind.OK,
                 retry_after=retry_after,
             )
-        if verdict == "" and not self.start(
-            status, 0, no_field
-        ):  # a 2xx with no body at all: the file is empty
+        assert status is not None  # End.EMPTY: a 2xx with no body at all, an empty file
+        if not self.start(status, 0, no_field):
             return self.finish(status)
         return self._publish(status, self.offset + self.kept)
 
@@ -225,6 +221,6 @@ class Body:
 
     def abandon(self) -> int:
         """The attempt was cancelled: keep what can be resumed; the bytes kept."""
-        if self._verdict == "open":
+        if self._phase is Phase.OPEN:
             return self._part.keep(self._memo())
         return 0
