@@ -309,7 +309,7 @@ def test_two_processes_never_share_a_file(server: Server, engine: str, tmp_path:
     assert (tmp_path / str(size)).read_bytes() == b"".join(bytes_chunks(size, 0, size))
 
 
-@pytest.mark.parametrize("engine", ["multi", "sequential", "threads", "asyncio"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 def test_ctrl_c_summary_counts_partial_files_kept(
     server: Server, engine: str, tmp_path: Path
 ) -> None:

@@ -107,7 +107,11 @@ def _worker(
             if ended:
                 outbox.put((wid, [(job.index, attempt) for job, attempt in ended]))
     finally:
-        loop.close()
+        # Stopped (SIGTERM) or done: the attempts cut short tell the parent what they kept.
+        cancelled = loop.close()
+        if cancelled:
+            with contextlib.suppress(Exception):
+                outbox.put((wid, [(job.index, attempt) for job, attempt in cancelled]))
 
 
 @dataclass
@@ -175,21 +179,52 @@ class _Pool:
             for job in lost:
                 yield job, failed_attempt(error)
 
-    def stop(self, *, abort: bool) -> None:
-        """Close every inbox; when the run was cut short, also stop the work in flight."""
+    def stop(self, *, abort: bool) -> list[tuple[Job, Attempt]]:
+        """Close every inbox; when the run was cut short, also stop the work in flight.
+
+        Returns the attempts still held when the workers stopped: those cut short say
+        what they kept for a resume.
+        """
         for slot in self.slots:
             with contextlib.suppress(Exception):
                 slot.inbox.put(None)
+        if abort:
+            for slot in self.slots:
+                if slot.process.exitcode is None:
+                    slot.process.terminate()  # SIGTERM: the worker cleans up and exits
+        late: list[tuple[Job, Attempt]] = []
+        # Read the outbox while the workers exit: one blocked writing to a full pipe
+        # would otherwise never finish.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            late.extend(self._collect(0.05))
+            if all(slot.process.exitcode is not None for slot in self.slots):
+                late.extend(self._collect(0.0))
+                break
         for slot in self.slots:
-            if abort and slot.process.exitcode is None:
-                slot.process.terminate()  # SIGTERM: the worker cleans up and exits
-            slot.process.join(timeout=5)
+            slot.process.join(timeout=0.1)
             if slot.process.exitcode is None:
                 slot.process.kill()
                 slot.process.join(timeout=5)
         for q in [*(slot.inbox for slot in self.slots), self._outbox]:
             q.cancel_join_thread()
             q.close()
+        return late
+
+    def _collect(self, timeout: float) -> Iterator[tuple[Job, Attempt]]:
+        """Attempts waiting in the outbox, for jobs the parent still holds."""
+        while True:
+            try:
+                wid, done = (
+                    self._outbox.get(timeout=timeout) if timeout else (self._outbox.get_nowait())
+                )
+            except (queue.Empty, OSError, ValueError):
+                return
+            held = self.slots[wid].held
+            for index, attempt in done:
+                job = held.pop(index, None)
+                if job is not None:
+                    yield job, attempt
 
 
 def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
@@ -204,4 +239,6 @@ def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
         yield from drive(feeder, pool)
         finished = True
     finally:
-        pool.stop(abort=not finished)
+        for job, attempt in pool.stop(abort=not finished):
+            if not finished:
+                feeder.cancelled(job, attempt)
