@@ -233,3 +233,21 @@ def test_async_as_completed_window(server: Server, tmp_path: Path) -> None:
     results = asyncio.run(main())
     assert sorted(r.url for r in results) == sorted(urls)
     assert len(list(tmp_path.iterdir())) == 150
+
+
+def test_sync_asyncio_engine_works_inside_a_running_loop(server: Server, tmp_path: Path) -> None:
+    """download(engine="asyncio") called from a coroutine (a notebook cell) cannot run a
+    second loop on that thread; its private loop gets a thread of its own and it works."""
+
+    async def cell() -> manyget.Report:
+        return manyget.download(
+            [f"{server.url}/flags/{cc.lower()}/{cc.lower()}.gif" for cc in POP20_CC[:5]],
+            tmp_path,
+            engine="asyncio",
+        )
+
+    report = asyncio.run(cell())
+    assert report.counts[Status.OK] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{cc.lower()}.gif" for cc in POP20_CC[:5]
+    )

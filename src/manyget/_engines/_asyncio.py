@@ -12,9 +12,9 @@ and a future per transfer; measured on 10,000 small files it cost 1.9x the CPU o
 ``multi`` engine, see docs/benchmarks.md.) :func:`adrive` is the ``async`` twin of
 :func:`~manyget._engines._drive.drive`: the same :class:`~manyget._hosts.Feeder` decides
 what starts, what is retried and when. The synchronous engine (:func:`run`) runs
-:func:`adrive` on a private loop in a thread of its own, so it works the same from plain
-code, another thread, or inside a running loop; batches of results cross back through a
-queue, at most two ahead of the caller.
+:func:`adrive` on a private loop on the calling thread, between the batches it yields;
+where that thread's own loop is already running, the private loop runs on a thread of its
+own and batches cross back through a queue, at most two ahead of the caller.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import select
 import selectors
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 from .._fetch import Transfers, preflight, read_size
 from .._hosts import Feeder
@@ -265,7 +265,58 @@ class _End:
 
 
 def run(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
-    """Fetch jobs on a private event loop in a thread, yielding results as they complete."""
+    """Fetch jobs on a private event loop, yielding results as they complete.
+
+    The loop runs on the calling thread between the batches it yields, like the ``multi``
+    engine's: no second thread, no hand-over. A thread whose own loop is running (code
+    called from a coroutine, a notebook) cannot run another, so there the private loop
+    gets a thread of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(feeder, settings)
+    return _run_on_thread(feeder, settings)
+
+
+def _run_here(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
+    loop = asyncio.new_event_loop()
+    runner: AsyncLoop | None = None
+    batches: AsyncIterator[Batch] | None = None
+    step: asyncio.Future[Batch] | None = None
+
+    async def setup() -> AsyncLoop:
+        return AsyncLoop(settings, feeder.capacity)
+
+    try:
+        runner = loop.run_until_complete(setup())
+        batches = adrive(feeder, runner)
+        while True:
+            step = asyncio.ensure_future(anext(batches), loop=loop)
+            try:
+                batch = loop.run_until_complete(step)
+            except StopAsyncIteration:
+                return
+            step = None
+            yield batch
+    finally:
+        try:
+            if step is not None and not step.done():  # interrupted inside the loop
+                step.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(step)
+            if isinstance(batches, AsyncGenerator):
+                with contextlib.suppress(RuntimeError):
+                    loop.run_until_complete(batches.aclose())
+            if runner is not None:
+                for job, attempt in loop.run_until_complete(runner.aclose()):
+                    feeder.cancelled(job, attempt)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+def _run_on_thread(feeder: Feeder, settings: Settings) -> Iterator[Batch]:
     out: queue.SimpleQueue[Batch | _End] = queue.SimpleQueue()
     loop = asyncio.new_event_loop()
     room = asyncio.Semaphore(2)  # batches the caller has not taken yet
