@@ -125,6 +125,11 @@ def test_flags_first_letter_counts(tmp_path: Path, capsys: pytest.CaptureFixture
         (["-m", "0"], "*** Usage error: --max_req CONCURRENT must be >= 1"),
         (["-l", "0"], "*** Usage error: --limit N must be >= 1"),
         (["-s", "BOGUS"], "*** Usage error: --server LABEL must be one of"),
+        (["-s", "ftp://x"], "*** Usage error: --server URL must be http:// or https://"),
+        (["--bogus"], "*** Usage error: unrecognized option: --bogus"),
+        (["--delay", "abc"], "*** Usage error: argument --delay:"),
+        (["--engine", "nope"], "*** Usage error: argument --engine: invalid choice"),
+        (["--error-rate", "2"], "*** Usage error: argument --error-rate:"),
     ],
 )
 def test_flags_usage_errors(
@@ -135,6 +140,7 @@ def test_flags_usage_errors(
     assert code == 2
     assert out.splitlines()[0].startswith(message)
     assert "usage: manyget flags" in out
+    assert "[--error-rate P]" in out  # the usage block lists every option
     assert not any(tmp_path.iterdir())
 
 
@@ -255,14 +261,25 @@ def test_get_verbose_lines(server: Server, tmp_path: Path) -> None:
         (["get", "http://127.0.0.1:1/x", "--engine", "warp"], 2, "invalid choice"),
         (["get", "http://127.0.0.1:1/x", "--timeout", "-1"], 2, "must be > 0"),
         (["bogus"], 2, "invalid choice"),
+        (["get", "x", "-v", "-q"], 2, "not allowed with argument -v/--verbose"),
+        (["get", "x", "--max-size", "5X"], 2, "not a size: '5X'"),
+        (["get", "x", "--bogus=s3cret"], 2, "unrecognized option: --bogus"),
+        (["get", "x", "--tokn", "s3cret"], 2, "unrecognized option: --tokn"),
+        (["serve", "--port", "99999"], 2, "--port: must be 0 to 65535, got 99999"),
+        (["bench", "--runs", "0"], 2, "--runs: must be >= 1"),
     ],
 )
 def test_get_usage_errors(args: list[str], code: int, message: str) -> None:
-    """Usage errors exit 2 with a clear message and no traceback."""
+    """Usage errors are one line (and one pointing at --help), exit 2, no traceback, and
+    never echo an argument's value (a secret may follow a mistyped option)."""
     proc = manyget_cli(*args)
     assert proc.returncode == code
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert message in lines[0], proc.stderr
+    assert lines[0].startswith("manyget")
+    assert len(lines) <= 2, proc.stderr
+    assert lines[1:] in ([], [f"Try '{lines[0].split(': error')[0]} --help'."]), proc.stderr
+    assert "s3cret" not in proc.stderr
 
 
 def test_get_destination_not_a_folder(tmp_path: Path) -> None:

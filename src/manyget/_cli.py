@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import __version__
 from ._engines import DEFAULT_ENGINE, ENGINES
@@ -117,8 +117,49 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: the error, then where the help is (exit 2).
+
+    ``book_style`` parsers (``flags``) report as the book's scripts do: ``*** Usage
+    error: ...`` and the usage block, on stdout.
+    """
+
+    def __init__(self, *args: Any, book_style: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.book_style = book_style
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # subcommands by name
+
+    def error(self, message: str) -> NoReturn:
+        if self.book_style:
+            print(f"*** Usage error: {message}")
+            self.print_usage(sys.stdout)
+            self.exit(EXIT_USAGE)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nTry '{self.prog} --help'.\n")
+
+
+def _unrecognized(extra: Sequence[str]) -> str:
+    """The error for arguments no option took, naming options only: a value may be a
+    secret typed after a mistyped option, and is never echoed."""
+    options = [arg.partition("=")[0] for arg in extra if arg.startswith("-") and arg != "-"]
+    if options:
+        plural = "s" if len(options) > 1 else ""
+        return f"unrecognized option{plural}: {' '.join(options)}"
+    plural = "s" if len(extra) > 1 else ""
+    return f"{len(extra)} unexpected argument{plural}"
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {port}")
+    return port
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="manyget",
         description="Download many files concurrently: fast, polite, without losing a byte.",
         epilog="Exit status: 0 all complete, 1 some downloads failed, 2 usage or input "
@@ -206,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     flags = commands.add_parser(
         "flags",
+        book_style=True,
         help="the Fluent Python flags demo against an embedded server",
         description="Download flags for country codes. Default: top 20 countries by "
         "population. With -s LOCAL, DELAY or ERROR an embedded server is started on "
@@ -252,7 +294,6 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="output detailed progress info"
     )
     _add_engine_options(flags)
-    flags.set_defaults(usage=flags.format_usage())
     flags.add_argument(
         "--retries",
         type=_non_negative_int,
@@ -274,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="share of requests the ERROR server fails (default: 0.25)",
     )
+    flags.set_defaults(usage=flags.format_usage())
 
     serve = commands.add_parser(
         "serve",
@@ -283,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=8001, help="port, 0 for any free one (default: 8001)"
+        "--port", type=_port, default=8001, help="port, 0 for any free one (default: 8001)"
     )
     serve.add_argument(
         "--delay",
@@ -365,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop a run after S seconds; it counts as incomplete (default: 600)",
     )
+    parser.commands = dict(commands.choices)
     return parser
 
 
@@ -425,7 +468,12 @@ def console() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            parser.commands.get(args.command, parser).error(_unrecognized(extra))
+    except SystemExit as exc:  # a usage error (reported already), --help or --version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "serve":
         return _serve(args)  # the server handles its own signals
     signals = _Signals()

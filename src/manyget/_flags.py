@@ -81,6 +81,8 @@ def _flags_args(args: argparse.Namespace) -> tuple[list[str], str, str | None]:
             base_url = REMOTE_FLAGS
     elif server.lower().startswith(("http://", "https://")):
         label, base_url = "CUSTOM", server.rstrip("/")
+    elif "://" in server:
+        raise _FlagsUsage("--server URL must be http:// or https:// (no other scheme is fetched)")
     else:
         raise _FlagsUsage(
             "--server LABEL must be one of " + ", ".join(sorted(FLAG_SERVERS)) + " or a URL"
