@@ -120,14 +120,21 @@ class AsyncLoop:
         before = len(ended)
         end = self._transfers.end
         remove = multi.remove_handle
+        add = multi.add_handle  # libcurl's timer callback then starts the next hop
         while True:
             queued, ok, failed = multi.info_read()
             for curl in ok:
                 remove(curl)
-                ended.append(end(curl))
+                got = end(curl)
+                if got is None:  # a redirect: the same handle makes the next hop
+                    add(curl)
+                else:
+                    ended.append(got)
             for curl, errno, message in failed:
                 remove(curl)
-                ended.append(end(curl, errno, message))
+                got = end(curl, errno, message)
+                assert got is not None  # a failed transfer never hops
+                ended.append(got)
             if not queued:
                 break
         if len(ended) > before:

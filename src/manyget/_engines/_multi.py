@@ -66,17 +66,26 @@ class MultiLoop:
         ended: list[tuple[Job, Attempt]] = []
         end = self._transfers.end
         remove = multi.remove_handle
+        add = multi.add_handle
+        hops = 0
         while True:
             queued, ok, failed = multi.info_read()
             for curl in ok:
                 remove(curl)
-                ended.append(end(curl))
+                got = end(curl)
+                if got is None:  # a redirect: the same handle makes the next hop
+                    hops += 1
+                    add(curl)
+                else:
+                    ended.append(got)
             for curl, errno, message in failed:
                 remove(curl)
-                ended.append(end(curl, errno, message))
+                got = end(curl, errno, message)
+                assert got is not None  # a failed transfer never hops
+                ended.append(got)
             if not queued:
                 break
-        if not ended and timeout > 0:
+        if not ended and not hops and timeout > 0:  # a new hop needs perform() first
             multi.select(timeout)
         return ended
 

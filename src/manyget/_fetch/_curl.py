@@ -45,10 +45,10 @@ def _new_curl(settings: Settings, header: object, write: object, read: int) -> A
 
     curl = pycurl.Curl()
     curl.setopt(pycurl.NOSIGNAL, 1)  # threads: never let libcurl use SIGALRM
-    curl.setopt(pycurl.FOLLOWLOCATION, 1)
-    curl.setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+    # Redirects are followed by Transfer.end, one hop at a time, so that what a request
+    # carries is decided again for each origin it reaches (see Transfer._hop).
+    curl.setopt(pycurl.FOLLOWLOCATION, 0)
     curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-    curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(settings.timeouts.connect * 1000))
     # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
     curl.setopt(pycurl.LOW_SPEED_LIMIT, max(1, settings.timeouts.min_speed))
@@ -70,8 +70,6 @@ _CURL_READ = frozenset({18, 52, 55, 56})  # partial file, empty reply, send/recv
 _CURL_CONNECT = frozenset({5, 6, 7})  # cannot resolve (proxy, host), cannot connect
 _CURL_TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
 _CURL_TIMEOUT = 28
-_CURL_TOO_MANY_REDIRECTS = 47
-_CURL_UNSUPPORTED_PROTOCOL = 1
 CANCELLED = -1  # not libcurl's: the run stopped the transfer
 _CURL_ABORTED = 42  # CURLE_ABORTED_BY_CALLBACK, what a progress callback's abort gave
 _ABORT_POLL = 0.5  # seconds: the longest a blocking fetcher goes without looking at abort
@@ -93,14 +91,16 @@ class Transfer:
         "_code_info",
         "_disposition",
         "_head",
+        "_hops",
         "_lines",
         "_low",
         "_max",
         "_prefix",
         "_ranged",
+        "_redirect_info",
         "_resume",
-        "_secure",
         "_status",
+        "_url",
         "_url_option",
         "curl",
         "job",
@@ -120,13 +120,15 @@ class Transfer:
         self._head = b""  # the head of the last response read: status line and fields
         self._low: bytes | None = None  # the same in lower case, made when first needed
         self._ranged = False  # the handle currently sends Range/If-Range headers
-        self._secure = False  # the handle currently follows redirects to https only
+        self._url = ""  # the URL of the current hop
+        self._hops = 0  # redirects followed in this attempt
         self._resume = not settings.overwrite
         self._max = settings.max_size
         import pycurl  # once per handle, not per file
 
         self._url_option = pycurl.URL
         self._code_info = pycurl.RESPONSE_CODE
+        self._redirect_info = pycurl.REDIRECT_URL
         self._disposition = settings.content_disposition
 
     def close(self) -> None:
@@ -147,17 +149,10 @@ class Transfer:
         )
         self._status = 0
         self._lines.clear()
+        self._hops = 0
+        self._url = job.url
         curl = self.curl
         curl.setopt(self._url_option, job.url)
-        secure = job.url[:6].lower() == "https:"
-        if secure != self._secure:
-            import pycurl
-
-            # From an https URL, redirects may only go to https unless downgrades are allowed.
-            only_https = secure and not self.settings.allow_downgrade
-            protocols = pycurl.PROTO_HTTPS if only_https else _HTTP_AND_HTTPS
-            curl.setopt(pycurl.REDIR_PROTOCOLS, protocols)
-            self._secure = secure
         if body.offset or self._ranged:
             import pycurl
 
@@ -203,29 +198,60 @@ class Transfer:
                 return 0  # libcurl stops the transfer: Body.finish says why
         return None if body.write(data) else 0
 
-    def end(self, errno: int = 0, message: str = "") -> Attempt:
-        """Finish the attempt: publish the file, keep it for a resume, or drop it."""
+    def end(self, errno: int = 0, message: str = "") -> Attempt | None:
+        """Finish the attempt: publish the file, keep it for a resume, or drop it.
+
+        None when the response was a redirect this handle now follows: the driver runs
+        the same handle again, for the next hop of the same attempt.
+        """
         body = self._body
         assert body is not None
-        self._body = None
         code = self.curl.getinfo(self._code_info) or None
+        if errno == 0 and code is not None and 300 <= code < 400 and code != 304:
+            target = self.curl.getinfo(self._redirect_info)
+            if target:
+                refused = self._hop(str(target))
+                if refused is None:
+                    return None
+                self._body = None
+                return body.finish(code, error=refused, kind=AttemptKind.FATAL)
+        self._body = None
         if code != self._status:
             self._read_head()  # no body byte arrived for the final response
         if code == 416 and errno == 0:
             body.start(416, None, self._field)
         if errno:
             curl = self.curl
-            https_only = self._secure and not self.settings.allow_downgrade
-            text = _curl_message(curl, errno, message, https_only)
+            text = message or f"libcurl error {errno}"
             return body.finish(code, error=text, kind=_curl_kind(curl, errno))
         if code is not None and code >= 400:
             retry_after = parse_retry_after(self._field("retry-after"), time.time())
             return body.finish(code, retry_after=retry_after)
         return body.finish(code)
 
+    def _hop(self, target: str) -> str | None:
+        """Point the handle at redirect ``target``; why not, when it may not be followed.
+
+        Up to :data:`MAX_REDIRECTS` hops, to http and https only, and from https to http
+        only when downgrades are allowed.
+        """
+        self._hops += 1
+        if self._hops > MAX_REDIRECTS:
+            return f"too many redirects (more than {MAX_REDIRECTS})"
+        scheme = target.partition(":")[0].lower()
+        if scheme not in ("http", "https"):
+            return f"redirect to {scheme}: refused (only http and https are followed)"
+        downgrade = scheme == "http" and self._url[:6].lower() == "https:"
+        if downgrade and not self.settings.allow_downgrade:
+            return "redirect from https to http refused (allow it with --allow-downgrade)"
+        self._url = target
+        self._status = 0
+        self._lines.clear()
+        self.curl.setopt(self._url_option, target)
+        return None
+
 
 _BASE_HEADERS = ["Accept-Encoding: identity"]
-_HTTP_AND_HTTPS = (1 << 0) | (1 << 1)  # CURLPROTO_HTTP | CURLPROTO_HTTPS
 
 
 def _length(value: str | None) -> int | None:
@@ -248,21 +274,6 @@ def _curl_kind(curl: Any, errno: int) -> AttemptKind:
     if errno == CANCELLED:
         return AttemptKind.CANCELLED
     return AttemptKind.FATAL
-
-
-def _curl_message(curl: Any, errno: int, message: str, https_only: bool) -> str:
-    """libcurl's message, said plainly where it is terse."""
-    if errno == _CURL_TOO_MANY_REDIRECTS:
-        return f"too many redirects (more than {MAX_REDIRECTS})"
-    if errno == _CURL_UNSUPPORTED_PROTOCOL:
-        import pycurl
-
-        target = curl.getinfo(pycurl.REDIRECT_URL) or curl.getinfo(pycurl.EFFECTIVE_URL)
-        scheme = str(target).partition(":")[0].lower() if target else "?"
-        if scheme == "http" and https_only:
-            return "redirect from https to http refused (allow it with --allow-downgrade)"
-        return f"redirect to {scheme}: refused (only http and https are followed)"
-    return message or f"libcurl error {errno}"
 
 
 def curl_error(exc: BaseException) -> tuple[int, str]:
@@ -303,7 +314,10 @@ class Blocking:
         """Make one attempt at ``job``; retries are the caller's :class:`Feeder`'s call."""
         transfer = self._transfer
         transfer.begin(job)
-        return transfer.end(*self._perform(transfer.curl))
+        while True:
+            attempt = transfer.end(*self._perform(transfer.curl))
+            if attempt is not None:
+                return attempt  # else a redirect: the next hop
 
     def _perform(self, curl: Any) -> tuple[int, str]:
         """Run the transfer; libcurl's error number (0: none) and message."""
@@ -365,12 +379,16 @@ class Transfers:
         self._active[transfer.curl] = transfer
         return transfer.curl
 
-    def end(self, curl: Any, errno: int = 0, message: str = "") -> tuple[Job, Attempt]:
-        """The attempt ``curl`` ran is over (libcurl's outcome given): its job and result."""
-        transfer = self._active.pop(curl)
+    def end(self, curl: Any, errno: int = 0, message: str = "") -> tuple[Job, Attempt] | None:
+        """The transfer ``curl`` ran is over (libcurl's outcome given): its job and result,
+        or None when it follows a redirect (add ``curl`` to the multi handle again)."""
+        transfer = self._active[curl]
+        attempt = transfer.end(errno, message)
+        if attempt is None:
+            return None
+        del self._active[curl]
         job = transfer.job
         assert job is not None
-        attempt = transfer.end(errno, message)
         self._spare.append(transfer)
         return job, attempt
 
@@ -381,7 +399,11 @@ class Transfers:
     def close(self) -> list[tuple[Job, Attempt]]:
         """Cancel what still runs (remove it from the multi handle first; partial files
         are kept for a resume) and free every handle; the attempts cancelled."""
-        cancelled = [self.end(curl, CANCELLED, "cancelled") for curl in list(self._active)]
+        cancelled = []
+        for curl in list(self._active):
+            ended = self.end(curl, CANCELLED, "cancelled")
+            assert ended is not None  # a cancelled transfer never hops
+            cancelled.append(ended)
         for transfer in self._handles:
             transfer.close()
         return cancelled
