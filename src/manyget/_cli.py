@@ -158,6 +158,91 @@ def _port(text: str) -> int:
     return port
 
 
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
+    """What each request carries: headers, credentials, cookies, proxy, TLS, protocol."""
+    group = parser.add_argument_group("requests")
+    group.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header (repeatable); on a redirect to another origin only Accept, "
+        "Accept-Language, Cache-Control, DNT, Pragma and User-Agent follow",
+    )
+    group.add_argument("-A", "--user-agent", metavar="TEXT", help="default: manyget/VERSION")
+    group.add_argument("--referer", metavar="URL", help="send this Referer")
+    group.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:PASS]",
+        help="credentials for the URLs' own origins, never a redirect's other origin "
+        "(the password is asked for when missing and stdin is a terminal)",
+    )
+    group.add_argument(
+        "--netrc", action="store_true", help="read credentials by host from ~/.netrc"
+    )
+    group.add_argument("--netrc-file", metavar="FILE", help="read credentials from FILE")
+    group.add_argument(
+        "-b",
+        "--cookie",
+        metavar="FILE|'K=V; ...'",
+        help="cookies: a Netscape cookie file, or name=value pairs for each URL's own host",
+    )
+    group.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="http://, https://, socks5:// or socks5h:// proxy (default: from http_proxy, "
+        "https_proxy, all_proxy)",
+    )
+    group.add_argument("--noproxy", metavar="HOSTS", help="comma-separated hosts reached directly")
+    group.add_argument(
+        "--cacert",
+        metavar="FILE",
+        default=None,
+        help="also trust the certificates in this PEM file",
+    )
+    group.add_argument("--capath", metavar="DIR", help="also trust the certificates in DIR")
+    group.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
+    group.add_argument("--key", metavar="FILE", help="client certificate's private key (PEM)")
+    group.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="do not check server certificates (a warning is printed on every run)",
+    )
+    group.add_argument("--tls-min", choices=["1.2", "1.3"], help="lowest TLS version accepted")
+    http = group.add_mutually_exclusive_group()
+    http.add_argument(
+        "--http1.1", dest="http", action="store_const", const="1.1",
+        help="HTTP/1.1 only (default: HTTP/2 over TLS when the server offers it)",
+    )  # fmt: skip
+    http.add_argument(
+        "--http2-prior-knowledge", dest="http", action="store_const",
+        const="2-prior-knowledge", help="HTTP/2 without TLS (h2c)",
+    )  # fmt: skip
+    http.add_argument(
+        "--http3", dest="http", action="store_const", const="3",
+        help="try HTTP/3 (QUIC) over https, falling back to HTTP/2 or 1.1",
+    )  # fmt: skip
+    group.add_argument(
+        "--compressed",
+        action="store_true",
+        help="ask for gzip, br or zstd and save the decoded body (such files are not "
+        "resumed; default: the bytes as served)",
+    )
+
+
+def _user(text: str | None) -> str | None:
+    """``-u USER`` without a password asks for one when stdin is a terminal."""
+    if text is None or ":" in text or not sys.stdin.isatty():
+        return text
+    import getpass
+
+    return f"{text}:{getpass.getpass(f'password for {text}: ')}"
+
+
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="manyget",
@@ -219,12 +304,6 @@ def build_parser() -> _Parser:
         help="stop any body larger than this (suffixes K, M, G: powers of 1024)",
     )
     get.add_argument(
-        "--cacert",
-        metavar="FILE",
-        default=None,
-        help="also trust the certificates in this PEM file",
-    )
-    get.add_argument(
         "--allow-downgrade",
         action="store_true",
         help="follow redirects from https to http (refused by default)",
@@ -240,6 +319,7 @@ def build_parser() -> _Parser:
         action="store_true",
         help="download again files that are already complete (default: skip them)",
     )
+    _add_request_options(get)
     out = get.add_mutually_exclusive_group()
     out.add_argument("-v", "--verbose", action="store_true", help="one line per URL")
     out.add_argument("-q", "--quiet", action="store_true", help="print failures only")
@@ -472,8 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         if extra:
             parser.commands.get(args.command, parser).error(_unrecognized(extra))
-    except SystemExit as exc:  # a usage error (reported already), --help or --version
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except SystemExit as exc:
+        if not exc.code:
+            raise  # --help or --version: argparse's own exit
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE  # reported already
     if args.command == "serve":
         return _serve(args)  # the server handles its own signals
     signals = _Signals()
@@ -573,10 +655,27 @@ def _get(args: argparse.Namespace) -> int:
         retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
         overwrite=args.overwrite,
         max_size=args.max_size,
-        ca_file=args.cacert,
         allow_downgrade=args.allow_downgrade,
         content_disposition=args.content_disposition,
+        headers=args.headers,
+        user_agent=args.user_agent,
+        referer=args.referer,
+        user=_user(args.user),
+        netrc=args.netrc_file if args.netrc_file is not None else args.netrc,
+        cookies=args.cookie,
+        proxy=args.proxy,
+        noproxy=args.noproxy,
+        ca_file=args.cacert,
+        ca_path=args.capath,
+        cert=args.cert,
+        key=args.key,
+        insecure=args.insecure,
+        tls_min=args.tls_min,
+        http=args.http,
+        compressed=args.compressed,
     )
+    if args.insecure:
+        print("manyget: warning: --insecure: server certificates are not checked", file=sys.stderr)
     tally = Tally()
     start = time.monotonic()
     with source if source is not None and source is not sys.stdin else contextlib.nullcontext():

@@ -10,11 +10,12 @@ so a new option is added here once and reaches every face.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from ._exceptions import UsageError
-from ._policy import RetryPolicy, Settings, Timeouts
+from ._policy import DEFAULT_USER_AGENT, TLS, Request, RetryPolicy, Settings, Timeouts
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -66,6 +67,21 @@ class Options(TypedDict, total=False):
     ca_file: str | os.PathLike[str] | None
     allow_downgrade: bool
     content_disposition: bool
+    headers: Mapping[str, str] | Sequence[str] | None
+    user_agent: str | None
+    referer: str | None
+    user: str | None
+    netrc: bool | str | os.PathLike[str] | None
+    cookies: str | Mapping[str, str] | None
+    proxy: str | None
+    noproxy: str | None
+    ca_path: str | os.PathLike[str] | None
+    cert: str | os.PathLike[str] | None
+    key: str | os.PathLike[str] | None
+    insecure: bool
+    tls_min: str | None
+    http: str | None
+    compressed: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,17 +138,97 @@ def configure(dest: Path, options: Options) -> Config:
         retry = retries
     else:
         retry = RetryPolicy(retries=retries)
-    ca_file = options.get("ca_file")
-    if ca_file is not None and not os.path.isfile(ca_file):
-        raise UsageError(f"certificate file {os.fspath(ca_file)!r} does not exist")
     settings = Settings(
         dest=dest,
         timeouts=timeouts,
         retry=retry,
+        request=_request(options),
+        tls=_tls(options),
         overwrite=options.get("overwrite", False),
         max_size=limits.max_size,
-        ca_file=None if ca_file is None else os.fspath(ca_file),
         allow_downgrade=options.get("allow_downgrade", False),
         content_disposition=options.get("content_disposition", False),
     )
     return Config(engine=engine, executor=executor, limits=limits, settings=settings)
+
+
+def _file(value: object, what: str, *, folder: bool = False) -> str | None:
+    """``value`` as a path to a file (or ``folder``) that exists; None for None."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"{what}: expected a path, got {value!r}")
+    path = str(os.fspath(value))
+    if not (os.path.isdir(path) if folder else os.path.isfile(path)):
+        raise UsageError(f"{what} {path!r} does not exist")
+    return path
+
+
+def parse_header(line: str) -> tuple[str, str]:
+    """``Name: value`` as a (name, value) pair; UsageError when it is not a header."""
+    name, colon, value = line.partition(":")
+    if not colon or not name.strip():
+        raise UsageError(f"a header is 'Name: value', got {line!r}")
+    return name.strip(), value.strip()
+
+
+def parse_cookies(text: str) -> tuple[tuple[str, str], ...]:
+    """``k=v; k2=v2`` as (name, value) pairs."""
+    pairs = []
+    for part in text.split(";"):
+        name, eq, value = part.strip().partition("=")
+        if part.strip() and (not eq or not name.strip()):
+            raise UsageError(f"cookies are 'name=value; name2=value2', got {part.strip()!r}")
+        if name.strip():
+            pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _request(options: Options) -> Request:
+    given = options.get("headers") or ()
+    if isinstance(given, Mapping):
+        headers = tuple((str(k).strip(), str(v).strip()) for k, v in given.items())
+    elif isinstance(given, str):
+        headers = (parse_header(given),)
+    else:
+        headers = tuple(parse_header(line) for line in given)
+    cookies = options.get("cookies")
+    cookie_pairs: tuple[tuple[str, str], ...] = ()
+    cookie_file = None
+    if isinstance(cookies, Mapping):
+        cookie_pairs = tuple((str(k), str(v)) for k, v in cookies.items())
+    elif cookies is not None and "=" in cookies:
+        cookie_pairs = parse_cookies(cookies)  # curl's rule: with a '=', it is cookie data
+    elif cookies is not None:
+        cookie_file = _file(cookies, "cookie file")
+    netrc = options.get("netrc")
+    netrc_file = None
+    if netrc is not None and not isinstance(netrc, bool):
+        netrc_file = _file(netrc, "netrc file")
+    user_agent = options.get("user_agent")
+    http = options.get("http")
+    return Request(
+        headers=headers,
+        user_agent=DEFAULT_USER_AGENT if user_agent is None else user_agent,
+        referer=options.get("referer"),
+        user=options.get("user"),
+        netrc=bool(netrc),
+        netrc_file=netrc_file,
+        cookies=cookie_pairs,
+        cookie_file=cookie_file,
+        proxy=options.get("proxy"),
+        noproxy=options.get("noproxy"),
+        http="auto" if http is None else http,
+        compressed=options.get("compressed", False),
+    )
+
+
+def _tls(options: Options) -> TLS:
+    return TLS(
+        ca_file=_file(options.get("ca_file"), "certificate file"),
+        ca_path=_file(options.get("ca_path"), "certificate folder", folder=True),
+        cert=_file(options.get("cert"), "client certificate"),
+        key=_file(options.get("key"), "client key"),
+        insecure=options.get("insecure", False),
+        min_version=options.get("tls_min"),
+    )

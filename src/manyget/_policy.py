@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     import random
 
 __all__ = [
+    "DEFAULT_USER_AGENT",
+    "HTTP_VERSIONS",
+    "PORTABLE_HEADERS",
     "RETRY_STATUSES",
+    "TLS",
+    "TLS_VERSIONS",
+    "Request",
     "Resume",
     "RetryPolicy",
     "Saved",
@@ -200,16 +206,88 @@ def resume_decision(
     return Resume.APPEND
 
 
+DEFAULT_USER_AGENT = f"manyget/{__version__}"
+HTTP_VERSIONS = ("auto", "1.1", "2-prior-knowledge", "3")
+TLS_VERSIONS = ("1.2", "1.3")
+# Request headers that say nothing about who asks: a redirect to another origin keeps
+# them. Every other header given with -H may carry a credential (an API key, a session,
+# a signature) and is sent to the origin of the URL it was given for only.
+PORTABLE_HEADERS = frozenset(
+    {"accept", "accept-language", "cache-control", "dnt", "pragma", "user-agent"}
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """What every request carries beyond a GET of its URL.
+
+    ``headers`` are sent as given (see :data:`PORTABLE_HEADERS` for what a redirect to
+    another origin keeps); ``user`` (``USER:PASS``) authenticates to the URL's own
+    origin only; ``netrc`` reads credentials by host from ``netrc_file`` (default
+    ``~/.netrc``). ``cookies`` (name, value) go to the host of each URL of the list,
+    never to a host a redirect leads to; ``cookie_file`` is a Netscape cookie file whose
+    cookies go where their domains say. With either, cookies a server sets are sent
+    back within the run. ``proxy``: ``http://``, ``https://``, ``socks5://`` or
+    ``socks5h://`` (else libcurl reads ``http_proxy``, ``https_proxy``, ``all_proxy`` and
+    ``no_proxy``); ``noproxy``: hosts reached directly. ``http``: ``auto`` (HTTP/2 over
+    TLS when the server offers it, else HTTP/1.1), ``1.1``, ``2-prior-knowledge`` (h2c)
+    or ``3``. ``compressed``: ask for gzip, br or zstd and store the decoded body.
+    """
+
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str = DEFAULT_USER_AGENT
+    referer: str | None = None
+    user: str | None = field(default=None, repr=False)
+    netrc: bool = False
+    netrc_file: str | None = None
+    cookies: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    cookie_file: str | None = None
+    proxy: str | None = field(default=None, repr=False)
+    noproxy: str | None = None
+    http: str = "auto"
+    compressed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.http not in HTTP_VERSIONS:
+            raise UsageError(f"http must be one of {', '.join(HTTP_VERSIONS)}, got {self.http!r}")
+        for name, value in self.headers:
+            if not name or any(c in name for c in ":\r\n \t") or any(c in value for c in "\r\n\0"):
+                raise UsageError(f"bad header {name!r}: a name, then a value on one line")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLS:
+    """Which servers to trust and who we are to them.
+
+    ``ca_file`` (a PEM bundle) and ``ca_path`` (a folder of hashed certificates) add
+    trusted authorities; ``cert`` and ``key`` are a client certificate (PEM); ``insecure``
+    turns certificate checks off; ``min_version`` is ``1.2`` or ``1.3``.
+    """
+
+    ca_file: str | None = None
+    ca_path: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    insecure: bool = False
+    min_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_version is not None and self.min_version not in TLS_VERSIONS:
+            raise UsageError(
+                f"TLS version must be one of {', '.join(TLS_VERSIONS)}, got {self.min_version!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, weakref_slot=True)
 class Settings:
     """Everything a fetcher needs, in one picklable value shipped to workers."""
 
     dest: Path
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    user_agent: str = f"manyget/{__version__}"
+    request: Request = field(default_factory=Request)
+    tls: TLS = field(default_factory=TLS)
     overwrite: bool = False
     max_size: int | None = None  # bytes; a longer body is cut off while streaming
-    ca_file: str | None = None  # PEM bundle of extra trusted certificates
     allow_downgrade: bool = False  # follow redirects from https to http
     content_disposition: bool = False  # name files as the server's Content-Disposition says

@@ -82,6 +82,7 @@ class Attempt:
     retry_after: float | None = None
     complete: bool = False
     saved_as: str | None = None
+    http_version: str | None = None  # "1.1", "2" or "3": the protocol of the response
 
     @property
     def succeeded(self) -> bool:
@@ -117,6 +118,11 @@ class Result:
     def ok(self) -> bool:
         return self.status.succeeded
 
+    @property
+    def http_version(self) -> str | None:
+        """The protocol of the last response: ``"1.1"``, ``"2"`` or ``"3"``."""
+        return self.history[-1].http_version if self.history else None
+
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready mapping (the ``--json`` record)."""
         return {
@@ -124,6 +130,7 @@ class Result:
             "path": self.path,
             "status": self.status.value,
             "http_status": self.http_status,
+            "http_version": self.http_version,
             "bytes": self.bytes,
             "received": self.received,
             "kept": self.kept,

@@ -44,6 +44,7 @@ class Body:
         "_rename",
         "_saved",
         "_sha256",
+        "http_version",
         "kept",
         "offset",
         "url",
@@ -70,6 +71,7 @@ class Body:
         if found is not None:
             self.offset, self._saved = found
         self._phase = Phase.IDLE
+        self.http_version: str | None = None  # the protocol of the response, once known
         self._local = ""
         self.kept = 0
         self._left = 0  # bytes left in the partial file for a resume after a write error
@@ -167,29 +169,59 @@ class Body:
         got = self.kept
         if end is End.BUSY:
             message = f"busy: another process is writing {part.final}"
-            return Attempt(http_status=status, kind=AttemptKind.FATAL, error=message)
+            return Attempt(
+                http_status=status,
+                http_version=self.http_version,
+                kind=AttemptKind.FATAL,
+                error=message,
+            )
         if end is End.LOCAL:
             kind = AttemptKind.DISK if phase is Phase.DISK else AttemptKind.LOCAL
             return Attempt(
-                http_status=status, kind=kind, error=self._local, received=got, kept=self._left
+                http_status=status,
+                http_version=self.http_version,
+                kind=kind,
+                error=self._local,
+                received=got,
+                kept=self._left,
             )
         if end is End.DROP_TOO_BIG:
             part.drop()
             message = f"body larger than --max-size ({self._max:,} bytes)"
-            return Attempt(http_status=status, kind=AttemptKind.FATAL, error=message, received=got)
+            return Attempt(
+                http_status=status,
+                http_version=self.http_version,
+                kind=AttemptKind.FATAL,
+                error=message,
+                received=got,
+            )
         if end is End.DROP_RESTART:
             part.drop()
             message = "the answer does not fit the partial file; starting over"
-            return Attempt(http_status=status, kind=AttemptKind.READ, error=message, received=got)
+            return Attempt(
+                http_status=status,
+                http_version=self.http_version,
+                kind=AttemptKind.READ,
+                error=message,
+                received=got,
+            )
         if end is End.PUBLISH_KEPT:
             return self._publish(status, self.offset)
         if end is End.KEEP:
             left = part.keep(self._memo()) if phase is Phase.OPEN else 0
-            return Attempt(http_status=status, kind=kind, error=error, received=got, kept=left)
+            return Attempt(
+                http_status=status,
+                http_version=self.http_version,
+                kind=kind,
+                error=error,
+                received=got,
+                kept=left,
+            )
         if end is End.NO_FILE:
             failed = status is not None and status >= 400
             return Attempt(
                 http_status=status,
+                http_version=self.http_version,
                 kind=AttemptKind.STATUS if failed else AttemptKind.OK,
                 retry_after=retry_after,
             )
@@ -208,7 +240,11 @@ class Body:
                 part.drop()
                 message = f"sha256 mismatch: got {got}, expected {self._sha256}"
                 return Attempt(
-                    http_status=status, kind=AttemptKind.READ, error=message, received=self.kept
+                    http_status=status,
+                    http_version=self.http_version,
+                    kind=AttemptKind.READ,
+                    error=message,
+                    received=self.kept,
                 )
         saved_as = None
         if self._rename is not None:
@@ -216,7 +252,12 @@ class Body:
         else:
             part.publish()
         return Attempt(
-            http_status=status, nbytes=size, received=self.kept, complete=True, saved_as=saved_as
+            http_status=status,
+            http_version=self.http_version,
+            nbytes=size,
+            received=self.kept,
+            complete=True,
+            saved_as=saved_as,
         )
 
     def abandon(self) -> int:

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from .._jobs import Job
-from .._policy import Settings, parse_retry_after
+from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
 from ._body import Body
 
@@ -53,16 +53,103 @@ def _new_curl(settings: Settings, header: object, write: object, read: int) -> A
     # Idle timeout: fewer than 1 byte/s for `idle` seconds aborts the transfer.
     curl.setopt(pycurl.LOW_SPEED_LIMIT, max(1, settings.timeouts.min_speed))
     curl.setopt(pycurl.LOW_SPEED_TIME, max(1, round(settings.timeouts.idle)))
-    curl.setopt(pycurl.USERAGENT, settings.user_agent)
-    curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS)
     # At least 1 MiB reads: 1.7x the throughput of the 16 KiB default on big files, at
     # no cost on small ones (docs/benchmarks.md).
     curl.setopt(pycurl.BUFFERSIZE, read)
-    if settings.ca_file is not None:
-        curl.setopt(pycurl.CAINFO, settings.ca_file)
+    _request_options(curl, settings)
+    _tls_options(curl, settings.tls)
     curl.setopt(pycurl.HEADERFUNCTION, header)
     curl.setopt(pycurl.WRITEFUNCTION, write)
     return curl
+
+
+_HTTP_VERSION = {"auto": 4, "1.1": 2, "2-prior-knowledge": 5, "3": 30}  # CURL_HTTP_VERSION_*
+
+
+def _request_options(curl: Any, settings: Settings) -> None:
+    import pycurl
+
+    request = settings.request
+    curl.setopt(pycurl.USERAGENT, request.user_agent)
+    curl.setopt(pycurl.HTTP_VERSION, _HTTP_VERSION[request.http])
+    # Headers given for the server never go to a proxy (CONNECT carries its own).
+    curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
+    if request.compressed:
+        curl.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl decodes
+    if request.referer is not None:
+        curl.setopt(pycurl.REFERER, request.referer)
+    if request.user is not None:
+        curl.setopt(pycurl.USERPWD, request.user)
+    if request.netrc or request.netrc_file is not None:
+        curl.setopt(pycurl.NETRC, pycurl.NETRC_OPTIONAL)
+        if request.netrc_file is not None:
+            curl.setopt(pycurl.NETRC_FILE, request.netrc_file)
+    if request.cookies or request.cookie_file is not None:
+        curl.setopt(pycurl.COOKIEFILE, request.cookie_file or "")  # "": the engine, no file
+        curl.setopt(pycurl.SHARE, _cookie_share(settings))
+    if request.proxy is not None:
+        curl.setopt(pycurl.PROXY, request.proxy)
+    if request.noproxy is not None:
+        curl.setopt(pycurl.NOPROXY, request.noproxy)
+
+
+def _tls_options(curl: Any, tls: TLS) -> None:
+    import pycurl
+
+    if tls.ca_file is not None:
+        curl.setopt(pycurl.CAINFO, tls.ca_file)
+    if tls.ca_path is not None:
+        curl.setopt(pycurl.CAPATH, tls.ca_path)
+    if tls.cert is not None:
+        curl.setopt(pycurl.SSLCERT, tls.cert)
+    if tls.key is not None:
+        curl.setopt(pycurl.SSLKEY, tls.key)
+    if tls.insecure:
+        curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+    if tls.min_version is not None:
+        version = {"1.2": pycurl.SSLVERSION_TLSv1_2, "1.3": pycurl.SSLVERSION_TLSv1_3}
+        curl.setopt(pycurl.SSLVERSION, version[tls.min_version])
+
+
+_share_lock = threading.Lock()
+_shares: dict[int, Any] = {}  # id(settings) -> its run's cookie store
+
+
+def _cookie_share(settings: Settings) -> Any:
+    """The cookie store every handle of one run shares in this process, so a cookie a
+    server sets on one connection is sent on the others (pycurl locks it for threads).
+    Another run, with other settings, starts from its own options' cookies only."""
+    with _share_lock:
+        share = _shares.get(id(settings))
+        if share is None:
+            import weakref
+
+            import pycurl
+
+            share = _shares[id(settings)] = pycurl.CurlShare()
+            share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
+            weakref.finalize(settings, _shares.pop, id(settings), None)
+        return share
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """scheme, host and port: what a redirect must keep for credentials to follow."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _cookie_lines(url: str, cookies: tuple[tuple[str, str], ...]) -> list[str]:
+    """``cookies`` as host-only Netscape cookie lines for ``url``'s host."""
+    host = _origin(url)[1]
+    return [f"{host}\tFALSE\t/\tFALSE\t0\t{name}\t{value}" for name, value in cookies]
 
 
 # libcurl error numbers by the kind of failure they are (see Attempt.kind).
@@ -87,10 +174,15 @@ class Transfer:
     """
 
     __slots__ = (
+        "_away",
+        "_away_headers",
         "_body",
         "_code_info",
+        "_cookie_hosts",
         "_disposition",
+        "_extra",
         "_head",
+        "_here_headers",
         "_hops",
         "_lines",
         "_low",
@@ -102,6 +194,8 @@ class Transfer:
         "_status",
         "_url",
         "_url_option",
+        "_user_on",
+        "_version_info",
         "curl",
         "job",
         "settings",
@@ -122,13 +216,28 @@ class Transfer:
         self._ranged = False  # the handle currently sends Range/If-Range headers
         self._url = ""  # the URL of the current hop
         self._hops = 0  # redirects followed in this attempt
-        self._resume = not settings.overwrite
+        request = settings.request
+        base = [] if request.compressed else _BASE_HEADERS
+        given = [(name, f"{name}: {value}") for name, value in request.headers]
+        # Request headers for the URL's own origin, and for any other a redirect leads to.
+        self._here_headers = base + [line for _, line in given]
+        self._away_headers = base + [
+            line for name, line in given if name.lower() in PORTABLE_HEADERS
+        ]
+        self._extra: list[str] = []  # Range and If-Range, for a resume
+        self._away = False  # the handle is pointed at another origin than its job's
+        self._user_on = request.user is not None  # USERPWD is set on the handle
+        self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
+        # A compressed answer's ranges count encoded bytes: it is never resumed.
+        self._resume = not settings.overwrite and not settings.request.compressed
         self._max = settings.max_size
         import pycurl  # once per handle, not per file
 
+        self.curl.setopt(pycurl.HTTPHEADER, self._here_headers)
         self._url_option = pycurl.URL
         self._code_info = pycurl.RESPONSE_CODE
         self._redirect_info = pycurl.REDIRECT_URL
+        self._version_info = pycurl.INFO_HTTP_VERSION
         self._disposition = settings.content_disposition
 
     def close(self) -> None:
@@ -153,12 +262,44 @@ class Transfer:
         self._url = job.url
         curl = self.curl
         curl.setopt(self._url_option, job.url)
-        if body.offset or self._ranged:
-            import pycurl
+        if body.offset or self._ranged or self._away:
+            extra = [f"{k}: {v}" for k, v in body.request_headers()]
+            self._send(extra, away=False)
+        request = self.settings.request
+        if request.user is not None and not self._user_on:
+            self._authenticate(True)
+        if request.cookies:
+            self._give_cookies(job.url)
 
-            extra = body.request_headers()
-            curl.setopt(pycurl.HTTPHEADER, _BASE_HEADERS + [f"{k}: {v}" for k, v in extra])
-            self._ranged = bool(extra)
+    def _send(self, extra: list[str], *, away: bool) -> None:
+        """Set the request headers: the resume's ``extra`` ones, and those given with the
+        run for the job's own origin (or, ``away`` from it, only the portable ones)."""
+        import pycurl
+
+        base = self._away_headers if away else self._here_headers
+        self.curl.setopt(pycurl.HTTPHEADER, base + extra)
+        self._extra = extra
+        self._ranged = bool(extra)
+        self._away = away
+
+    def _authenticate(self, on: bool) -> None:
+        import pycurl
+
+        if on:
+            self.curl.setopt(pycurl.USERPWD, self.settings.request.user)
+        else:
+            self.curl.unsetopt(pycurl.USERPWD)
+        self._user_on = on
+
+    def _give_cookies(self, url: str) -> None:
+        """The list's cookies, for ``url``'s host only (once per handle and host)."""
+        import pycurl
+
+        host = _origin(url)[1]
+        if host not in self._cookie_hosts:
+            self._cookie_hosts.add(host)
+            for line in _cookie_lines(url, self.settings.request.cookies):
+                self.curl.setopt(pycurl.COOKIELIST, line)
 
     def _read_head(self) -> int:
         """Status of the last response whose head has arrived; its fields for ``_field``."""
@@ -206,7 +347,10 @@ class Transfer:
         """
         body = self._body
         assert body is not None
-        code = self.curl.getinfo(self._code_info) or None
+        curl = self.curl
+        code = curl.getinfo(self._code_info) or None
+        if code is not None:
+            body.http_version = _VERSION_NAMES.get(curl.getinfo(self._version_info))
         if errno == 0 and code is not None and 300 <= code < 400 and code != 304:
             target = self.curl.getinfo(self._redirect_info)
             if target:
@@ -221,7 +365,6 @@ class Transfer:
         if code == 416 and errno == 0:
             body.start(416, None, self._field)
         if errno:
-            curl = self.curl
             text = message or f"libcurl error {errno}"
             return body.finish(code, error=text, kind=_curl_kind(curl, errno))
         if code is not None and code >= 400:
@@ -244,6 +387,13 @@ class Transfer:
         downgrade = scheme == "http" and self._url[:6].lower() == "https:"
         if downgrade and not self.settings.allow_downgrade:
             return "redirect from https to http refused (allow it with --allow-downgrade)"
+        job = self.job
+        assert job is not None
+        away = _origin(target) != _origin(job.url)
+        if away != self._away:
+            self._send(self._extra, away=away)
+        if self._user_on and away:
+            self._authenticate(False)  # USER:PASS is for the job's own origin only
         self._url = target
         self._status = 0
         self._lines.clear()
@@ -252,6 +402,7 @@ class Transfer:
 
 
 _BASE_HEADERS = ["Accept-Encoding: identity"]
+_VERSION_NAMES = {1: "1.0", 2: "1.1", 3: "2", 30: "3"}  # CURL_HTTP_VERSION_* as said
 
 
 def _length(value: str | None) -> int | None:
