@@ -385,3 +385,117 @@ def test_socks5_proxy(
     while f":{port}" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert f":{port}" in log.read_text()
+
+
+# -- TLS and protocols, against nginx ------------------------------------------------------
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    from manyget._server._tls import make_test_certificate
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return make_test_certificate(directory)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 small files of distinct content to serve."""
+    root = tmp_path_factory.mktemp("served")
+    for i in range(40):
+        (root / f"f{i:02}.bin").write_bytes(bytes([i]) * (1000 + 97 * i))
+    return root
+
+
+@pytest.fixture(scope="module")
+def nginx_tls(files: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    """nginx serving ``files`` over HTTPS with HTTP/2, and over h2c; its certificate."""
+    need_program("nginx")
+    from manyget._bench._nginx import PrivateNginx
+
+    cert, key = make_certificate(tmp_path_factory.mktemp("tls"))
+    with PrivateNginx(files, tls=(cert, key)) as srv:
+        yield srv, cert
+
+
+def names(files: Path) -> list[str]:
+    return sorted(p.name for p in files.iterdir())
+
+
+def test_http2_over_tls_many_files_few_connections(
+    nginx_tls: tuple[Any, Path], files: Path, engine: str, tmp_path: Path
+) -> None:
+    """Over https, HTTP/2 is negotiated by default; the files are those served, and the
+    requests to one host share connections; --http1.1 gives the same files over 1.1."""
+    srv, cert = nginx_tls
+    before = len(srv.tls_requests())
+    urls = [f"{srv.tls_url}/{name}" for name in names(files)]
+    results = list(manyget.iter_download(urls, tmp_path / "h2", engine=engine, ca_file=cert))
+    assert {r.status for r in results} == {Status.OK}
+    assert {r.http_version for r in results} == {"2"}
+    for name in names(files):
+        assert (tmp_path / "h2" / name).read_bytes() == (files / name).read_bytes()
+    seen = srv.tls_requests()[before:]
+    assert {protocol for _, protocol, _ in seen} == {"HTTP/2.0"}
+    connections = {number for number, _, _ in seen}
+    assert len(connections) <= 8 < len(seen), connections  # at most one per slot
+    (tmp_path / "h1").mkdir()
+    results = list(
+        manyget.iter_download(urls, tmp_path / "h1", engine=engine, ca_file=cert, http="1.1")
+    )
+    assert {r.http_version for r in results} == {"1.1"}
+    assert sorted(p.name for p in (tmp_path / "h1").iterdir()) == names(files)
+
+
+def test_h2c_with_prior_knowledge(
+    nginx_tls: tuple[Any, Path], files: Path, tmp_path: Path
+) -> None:
+    """--http2-prior-knowledge speaks HTTP/2 in clear text to a server that expects it."""
+    srv, _ = nginx_tls
+    urls = [f"{srv.h2c_url}/{name}" for name in names(files)[:5]]
+    results = list(manyget.iter_download(urls, tmp_path, http="2-prior-knowledge"))
+    assert {(r.status, r.http_version) for r in results} == {(Status.OK, "2")}
+
+
+def test_insecure_is_asked_for_and_said(nginx_tls: tuple[Any, Path], tmp_path: Path) -> None:
+    """An untrusted certificate fails; -k downloads, with a warning line on that run."""
+    srv, _ = nginx_tls
+    url = f"{srv.tls_url}/f00.bin"
+    cmd = [sys.executable, "-m", "manyget", "get", "-d", str(tmp_path), "--retries", "0", url]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1
+    assert not (tmp_path / "f00.bin").exists()
+    allowed = subprocess.run([*cmd, "-k"], capture_output=True, text=True, timeout=60, check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: --insecure" in allowed.stderr
+    assert (tmp_path / "f00.bin").exists()
+
+
+def test_client_certificate_and_minimum_tls_version(
+    files: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """--cert/--key present a client certificate to a server that requires one; a
+    --tls-min the server cannot meet fails the transfer."""
+    need_program("nginx")
+    from manyget._bench._nginx import PrivateNginx
+
+    server_cert, server_key = make_certificate(tmp_path_factory.mktemp("server"))
+    client_cert, client_key = make_certificate(tmp_path_factory.mktemp("client"))
+    with PrivateNginx(
+        files, tls=(server_cert, server_key), client_ca=client_cert, protocols="TLSv1.2"
+    ) as srv:
+        url = f"{srv.tls_url}/f01.bin"
+        denied = list(manyget.iter_download([url], tmp_path / "a", ca_file=server_cert))
+        assert denied[0].http_status == 400  # nginx: "No required SSL certificate was sent"
+        ok = manyget.download(
+            [url], tmp_path / "b", ca_file=server_cert, cert=client_cert, key=client_key
+        )
+        assert ok.counts == {Status.OK: 1}
+        (tmp_path / "c").mkdir()
+        too_old = list(
+            manyget.iter_download(
+                [url], tmp_path / "c", ca_file=server_cert, cert=client_cert, key=client_key,
+                tls_min="1.3",
+            )
+        )  # fmt: skip
+        assert too_old[0].status is Status.ERROR
+        assert too_old[0].history[-1].kind is manyget.AttemptKind.TLS

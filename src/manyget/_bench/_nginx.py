@@ -71,7 +71,28 @@ http {{
         root {root};
         location / {{ }}
     }}
-}}
+{extra}}}
+"""
+
+# With ``tls=``: the same files over HTTPS with HTTP/2 (ALPN), and over h2c (HTTP/2 in
+# clear text, prior knowledge only) on a port of its own.
+_TLS_SERVERS = """
+    log_format connections '$connection $server_protocol $uri';
+    server {{
+        access_log {tmp}/tls-access.log connections;
+        listen 127.0.0.1:{tls_port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols {protocols};
+        {client}
+        root {root};
+        location / {{ }}
+    }}
+    server {{
+        listen 127.0.0.1:{h2c_port} http2;
+        root {root};
+        location / {{ }}
+    }}
 """
 
 
@@ -121,9 +142,24 @@ def _children(pid: int) -> list[int]:
 class PrivateNginx:
     """A private nginx serving ``root`` on 127.0.0.1:<free port>."""
 
-    def __init__(self, root: str | os.PathLike[str], startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        startup_timeout: float = 10.0,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
+        protocols: str = "TLSv1.2 TLSv1.3",
+    ) -> None:
+        """``tls`` (certificate, key) adds an HTTPS + HTTP/2 port and an h2c port;
+        ``client_ca`` makes the HTTPS port require a client certificate it signed."""
         self.root = Path(root).resolve()
         self.startup_timeout = startup_timeout
+        self._tls = tls
+        self._client_ca = client_ca
+        self._protocols = protocols
+        self.tls_port = 0
+        self.h2c_port = 0
         self.tmp: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -132,6 +168,42 @@ class PrivateNginx:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def h2c_url(self) -> str:
+        return f"http://127.0.0.1:{self.h2c_port}"
+
+    def tls_requests(self) -> list[tuple[str, str, str]]:
+        """(connection number, protocol, path) of each request to the HTTPS port so far."""
+        assert self.tmp is not None
+        log = self.tmp / "tls-access.log"
+        if not log.exists():
+            return []
+        rows = (line.split(" ", 2) for line in log.read_text().splitlines())
+        return [(row[0], row[1], row[2]) for row in rows if len(row) == 3]
+
+    def _extra(self) -> str:
+        if self._tls is None:
+            return ""
+        self.tls_port, self.h2c_port = free_port(), free_port()
+        client = ""
+        if self._client_ca is not None:
+            client = f"ssl_client_certificate {self._client_ca}; ssl_verify_client on;"
+        cert, key = self._tls
+        return _TLS_SERVERS.format(
+            tls_port=self.tls_port,
+            h2c_port=self.h2c_port,
+            cert=cert,
+            key=key,
+            protocols=self._protocols,
+            client=client,
+            root=self.root,
+            tmp=self.tmp,
+        )
 
     def worker_cpu(self) -> float:
         """CPU seconds (user+sys) consumed so far by the single nginx worker."""
@@ -149,7 +221,13 @@ class PrivateNginx:
             self.port = free_port()
             conf = self.tmp / "nginx.conf"
             conf.write_text(
-                _CONF.format(user_line=user_line, tmp=self.tmp, port=self.port, root=self.root)
+                _CONF.format(
+                    user_line=user_line,
+                    tmp=self.tmp,
+                    port=self.port,
+                    root=self.root,
+                    extra=self._extra(),
+                )
             )
             log = open(self.tmp / "stderr.log", "wb")  # noqa: SIM115 - closed below
             try:
