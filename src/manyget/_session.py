@@ -491,9 +491,16 @@ def download(
       retries of transient failures).
     - ``overwrite``: download files already complete under ``dest`` again (they are
       skipped, ``Status.SKIPPED``, otherwise); ``max_size``: cut off longer bodies.
-    - ``ca_file``: extra trusted certificates (PEM); ``allow_downgrade``: follow redirects
-      from https to http; ``content_disposition``: name files as the server's
-      ``Content-Disposition`` says (cleaned like any name, never replacing another file).
+    - ``allow_downgrade``: follow redirects from https to http; ``content_disposition``:
+      name files as the server's ``Content-Disposition`` says (cleaned like any name,
+      never replacing another file).
+    - What requests carry: ``headers`` (a mapping or ``"Name: value"`` strings),
+      ``user_agent``, ``referer``, ``user`` (``"USER:PASS"``), ``netrc`` (True or a path),
+      ``cookies`` (a cookie file's path, ``"k=v; k2=v2"`` or a mapping), ``proxy``,
+      ``noproxy``, ``http`` (``"auto"``, ``"1.1"``, ``"2-prior-knowledge"``, ``"3"``),
+      ``compressed``; TLS: ``ca_file``, ``ca_path``, ``cert``, ``key``, ``insecure``,
+      ``tls_min``. A redirect to another origin carries none of the credentials
+      (see :class:`~manyget._policy.Request`).
 
     With ``keep_results=False`` the report holds only the counts, so memory stays flat.
     """
