@@ -26,6 +26,8 @@ from ._exceptions import DestinationError, ManygetError, ServerError, UsageError
 from ._flags import DEFAULT_DELAY, DEFAULT_ERROR_RATE
 
 if TYPE_CHECKING:
+    import logging
+
     from ._jobs import _Pending
     from ._progress import Observer
     from ._results import Report
@@ -324,6 +326,11 @@ def build_parser() -> _Parser:
     out.add_argument("-v", "--verbose", action="store_true", help="one line per URL")
     out.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     get.add_argument("--json", action="store_true", help="one JSON object per URL on stdout")
+    get.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="append every attempt, retry, redirect and resume, with a timestamp, to FILE",
+    )
 
     flags = commands.add_parser(
         "flags",
@@ -676,6 +683,7 @@ def _get(args: argparse.Namespace) -> int:
     )
     if args.insecure:
         print("manyget: warning: --insecure: server certificates are not checked", file=sys.stderr)
+    log = _log_to(args.log_file) if args.log_file is not None else None
     tally = Tally()
     start = time.monotonic()
     with source if source is not None and source is not sys.stdin else contextlib.nullcontext():
@@ -689,7 +697,29 @@ def _get(args: argparse.Namespace) -> int:
             raise
     report = tally.report(time.monotonic() - start)
     _print_summary(report, quiet=args.quiet)
+    if log is not None:
+        log.info("run ended: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _log_to(path: str) -> logging.Logger:
+    """Send the library's log, every level, to ``path`` (appended to)."""
+    import logging
+
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write log file {path!r}: {exc.strerror or exc}") from None
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s.%(msecs)03d %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    log = logging.getLogger("manyget")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    log.info("run started: manyget %s, pid %d", __version__, os.getpid())
+    return log
 
 
 def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> None:

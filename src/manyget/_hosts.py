@@ -21,10 +21,13 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
-from ._jobs import Job, _Pending
+from ._jobs import Job, _Pending, mask_url
+from ._log import DEBUG, INFO, logger
 from ._results import Attempt, Result, conclude
 
 if TYPE_CHECKING:
+    import logging
+
     from ._policy import RetryPolicy
 
 __all__ = ["WAIT", "Feeder", "HostGate"]
@@ -122,6 +125,10 @@ class HostGate:
             pause = last.retry_after if last.retry_after is not None else _DEFAULT_PAUSE
             until = now + min(pause, self.max_pause)
             self._paused[job.host] = max(until, self._paused.get(job.host, 0.0))
+            log = logger(INFO)
+            if log is not None:
+                wait = min(pause, self.max_pause)
+                log.info("host %s paused %.1fs after HTTP %s", job.host, wait, last.http_status)
 
     def wake_in(self, now: float) -> float | None:
         """Seconds until a job may be ready: a paused host with held jobs may start again,
@@ -226,6 +233,9 @@ class Feeder:
         history, started = self._tries[job.index]
         history.append(attempt)
         delay = None if attempt.complete else self._retry.delay_for(history)
+        log = logger(DEBUG)
+        if log is not None:
+            _log_attempt(log, job, attempt, len(history), delay)
         if delay is None:
             del self._tries[job.index]
             result = conclude(job, self._prefix + job.name, history, now - started)
@@ -265,3 +275,25 @@ class Feeder:
             if wake is not None and (soonest is None or wake < soonest):
                 soonest = wake
         return None if soonest is None else max(0.0, soonest)
+
+
+def _log_attempt(
+    log: logging.Logger, job: Job, attempt: Attempt, number: int, delay: float | None
+) -> None:
+    url = mask_url(job.url)
+    status = attempt.http_status
+    if attempt.complete:
+        log.debug("attempt %d at %s: ok, HTTP %s, %d bytes", number, url, status, attempt.nbytes)
+        return
+    why = attempt.error or f"HTTP {status}"
+    if delay is None:
+        log.debug("attempt %d at %s: %s (%s); giving up", number, url, why, attempt.kind.value)
+    else:
+        log.info(
+            "attempt %d at %s: %s (%s); retry in %.2fs",
+            number,
+            url,
+            why,
+            attempt.kind.value,
+            delay,
+        )

@@ -6,11 +6,12 @@ import errno
 import os
 from collections.abc import Callable
 
-from .._jobs import Job, disposition_name
+from .._jobs import Job, disposition_name, mask_url
+from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from ._part import Busy, Part, sha256_of
-from ._state import End, Phase, fits, on_end, on_response
+from ._state import End, Opening, Phase, fits, on_end, on_response
 
 __all__ = ["Body", "Field", "no_field"]
 
@@ -109,6 +110,11 @@ class Body:
             max_size=self._max,
         )
         self._phase = opening.phase
+        if self.offset:
+            log = logger(DEBUG)
+            if log is not None:
+                log.debug("resume %s from byte %d: %s (HTTP %d)", mask_url(self.url),
+                          self.offset, _resumed(opening), status)  # fmt: skip
         if opening.phase is not Phase.OPEN:
             return False
         self.offset = opening.offset
@@ -265,3 +271,14 @@ class Body:
         if self._phase is Phase.OPEN:
             return self._part.keep(self._memo())
         return 0
+
+
+def _resumed(opening: Opening) -> str:
+    """What became of a resume, said for the log."""
+    if opening.phase is Phase.OPEN:
+        return "appending" if opening.offset else "the whole file came back: from scratch"
+    if opening.phase is Phase.COMPLETE:
+        return "the partial file was already complete"
+    if opening.phase is Phase.RESTART:
+        return "the answer does not fit the partial file: starting over"
+    return opening.phase.value

@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Any
 
-from .._jobs import Job
+from .._jobs import Job, mask_url
+from .._log import DEBUG, logger
 from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
 from ._body import Body
@@ -394,6 +395,10 @@ class Transfer:
             self._send(self._extra, away=away)
         if self._user_on and away:
             self._authenticate(False)  # USER:PASS is for the job's own origin only
+        log = logger(DEBUG)
+        if log is not None:
+            log.debug("redirect %s -> %s%s", mask_url(self._url), mask_url(target),
+                      " (another origin: credentials dropped)" if away else "")  # fmt: skip
         self._url = target
         self._status = 0
         self._lines.clear()
