@@ -28,6 +28,7 @@ from ._flags import DEFAULT_DELAY, DEFAULT_ERROR_RATE
 if TYPE_CHECKING:
     import logging
 
+    from ._config import Config
     from ._jobs import _Pending
     from ._progress import Observer
     from ._results import Report
@@ -327,6 +328,11 @@ def build_parser() -> _Parser:
     out.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     get.add_argument("--json", action="store_true", help="one JSON object per URL on stdout")
     get.add_argument(
+        "--no-config",
+        action="store_true",
+        help="ignore the config file (see 'manyget config')",
+    )
+    get.add_argument(
         "--log-file",
         metavar="FILE",
         help="append every attempt, retry, redirect and resume, with a timestamp, to FILE",
@@ -403,6 +409,15 @@ def build_parser() -> _Parser:
         help="share of requests the ERROR server fails (default: 0.25)",
     )
     flags.set_defaults(usage=flags.format_usage())
+
+    config = commands.add_parser(
+        "config",
+        help="print the settings 'manyget get' would use, and where each comes from",
+        description="Print the defaults of 'manyget get' in effect: built in, or from the "
+        "config file ($MANYGET_CONFIG, else $XDG_CONFIG_HOME/manyget/config.toml, else "
+        "~/.config/manyget/config.toml), whose [get] table takes get's long options.",
+    )
+    config.add_argument("--no-config", action="store_true", help="ignore the config file")
 
     serve = commands.add_parser(
         "serve",
@@ -559,10 +574,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         if extra:
             parser.commands.get(args.command, parser).error(_unrecognized(extra))
+        if args.command in ("get", "config"):
+            config = _read_config(parser, args.no_config)
+            if config.values:  # defaults from the file; the command line still wins
+                parser.commands["get"].set_defaults(**config.values)
+                args = parser.parse_args(argv)
+            args.config = config
     except SystemExit as exc:
         if not exc.code:
             raise  # --help or --version: argparse's own exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE  # reported already
+    except ManygetError as exc:  # a bad config file
+        print(f"manyget: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "config":
+        return _show_config(parser, args.config)
     if args.command == "serve":
         return _serve(args)  # the server handles its own signals
     signals = _Signals()
@@ -616,6 +642,40 @@ def _dest(args: argparse.Namespace) -> str:
             "./downloads)"
         )
     return str(args.dest)
+
+
+def _read_config(parser: _Parser, ignore: bool) -> Config:
+    from ._config import Config, find_config, load_config
+
+    if ignore:
+        return Config()
+    path = find_config()
+    return Config() if path is None else load_config(path, parser.commands["get"])
+
+
+def _show_config(parser: _Parser, config: Config) -> int:
+    """``manyget config``: each of get's settings, its value, and where it comes from."""
+    from ._config import configurable
+
+    get = parser.commands["get"]
+    if config.path is None:
+        print("# no config file: built-in defaults")
+    else:
+        print(f"# config file: {config.path}")
+    shown: set[str] = set()
+    for action in configurable(get).values():
+        if action.dest in shown or action.dest == "no_config":
+            continue
+        shown.add(action.dest)
+        name = action.dest.replace("_", "-")
+        if action.dest in config.values:
+            value, source = config.values[action.dest], f"config {config.path}"
+        else:
+            value, source = action.default, "default"
+        if action.dest in ("user", "cookie", "proxy") and value is not None:
+            value = "(set)"  # may hold a secret: say only that it is there
+        print(f"{name} = {value!r}  # {source}")
+    return EXIT_OK
 
 
 def _get(args: argparse.Namespace) -> int:
@@ -682,7 +742,13 @@ def _get(args: argparse.Namespace) -> int:
         compressed=args.compressed,
     )
     if args.insecure:
-        print("manyget: warning: --insecure: server certificates are not checked", file=sys.stderr)
+        where = ""
+        if args.config.values.get("insecure"):
+            where = f" (set in {args.config.path})"
+        print(
+            f"manyget: warning: --insecure{where}: server certificates are not checked",
+            file=sys.stderr,
+        )
     log = _log_to(args.log_file) if args.log_file is not None else None
     tally = Tally()
     start = time.monotonic()
