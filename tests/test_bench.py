@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,15 @@ def test_tiny_scenario_runs_engines_and_a_peer(tmp_path: Path) -> None:
         else:
             assert scenario["not_run"][peer]
     assert "tiny round 2/2: manyget multi" in proc.stderr
+    # Under the table: what each ratio compares with, naming this run's best peer.
+    assert "`x limit`: -, this scenario has no computed lower bound" in proc.stderr
+    peers = [p for p in ("curl", "parfive") if p in ran]
+    if peers:
+        assert re.search(
+            r"`x best peer`: wall time over the fastest outside tool in this same "
+            r"run, (curl|parfive) \(\d+\.\d\d s\)",
+            proc.stderr,
+        ), proc.stderr
     assert list(tmp_path.iterdir()) == []  # served files and downloads are cleaned up
 
 
@@ -70,6 +80,7 @@ def test_tiny_scenario_from_nginx_as_a_table(tmp_path: Path) -> None:
     assert "from the nginx (1 worker, sendfile)" in proc.stdout
     assert "| manyget multi |" in proc.stdout
     assert "INCOMPLETE" not in proc.stdout
+    assert "`x best peer`: -, no outside tool ran to completion in this run." in proc.stdout
 
 
 def test_plot_is_a_png(tmp_path: Path) -> None:

@@ -37,12 +37,8 @@ class Row:
 def rows(sr: ScenarioRuns) -> list[Row]:
     files, mb = sr.scenario.files, sr.total_bytes / 1e6
     medians = {name: statistics.median(r.wall for r in runs) for name, runs in sr.runs.items()}
-    peer_walls = [
-        wall
-        for name, wall in medians.items()
-        if name in sr.peers and all(r.complete for r in sr.runs[name])
-    ]
-    best_peer = min(peer_walls, default=None)
+    best = best_peer(sr)
+    best_wall = best[1] if best is not None else None
     out = []
     for name, runs in sr.runs.items():
         wall = medians[name]
@@ -60,7 +56,7 @@ def rows(sr: ScenarioRuns) -> list[Row]:
                 mb_per_s=mb / wall,
                 cpu_per_1000=1000 * cpu / files,
                 to_limit=wall / sr.limit if sr.limit else None,
-                to_best_peer=wall / best_peer if best_peer else None,
+                to_best_peer=wall / best_wall if best_wall else None,
                 incomplete=sum(not r.complete for r in runs),
                 noisy=sum(r.noisy for r in runs),
                 runs=len(runs),
@@ -71,6 +67,39 @@ def rows(sr: ScenarioRuns) -> list[Row]:
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
+
+
+def best_peer(sr: ScenarioRuns) -> tuple[str, float] | None:
+    """The outside tool with the lowest median wall time among those complete every run."""
+    found = [
+        (statistics.median(r.wall for r in runs), name)
+        for name, runs in sr.runs.items()
+        if name in sr.peers and all(r.complete for r in runs)
+    ]
+    if not found:
+        return None
+    wall, name = min(found)
+    return name, wall
+
+
+def _legend(sr: ScenarioRuns) -> str:
+    """What the ratio columns compare with, in this run; why one does not apply."""
+    if sr.limit is not None:
+        limit = (
+            f"`x limit`: wall time over the scenario's lower bound ({sr.limit:.2f} s, "
+            f"{sr.limit_how}); 1.00x would be perfect."
+        )
+    else:
+        limit = "`x limit`: -, this scenario has no computed lower bound (it is bandwidth-bound)."
+    peer = best_peer(sr)
+    if peer is None:
+        compare = "`x best peer`: -, no outside tool ran to completion in this run."
+    else:
+        compare = (
+            f"`x best peer`: wall time over the fastest outside tool in this same run, "
+            f"{peer[0]} ({peer[1]:.2f} s); below 1.00x is faster than it."
+        )
+    return f"{limit} {compare}"
 
 
 def table(results: Sequence[ScenarioRuns]) -> str:
@@ -105,6 +134,8 @@ def table(results: Sequence[ScenarioRuns]) -> str:
             )
         for name, why in sr.missing.items():
             lines.append(f"| {name} | - | - | - | - | - | - | - | not run: {why} |")
+        lines.append("")
+        lines.append(_legend(sr))
         lines.append("")
     return "\n".join(lines)
 
