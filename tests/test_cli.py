@@ -327,6 +327,98 @@ def test_help_is_fast_and_lists_commands() -> None:
         assert word in proc.stdout
 
 
+def on_a_terminal(args: list[str]) -> tuple[int, str]:
+    """Run manyget with stderr on a pseudo-terminal (100 columns); its code and screen."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "manyget", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_knows_a_list_files_total_and_counts_failures(
+    server: Server, tmp_path: Path
+) -> None:
+    """With -i FILE the bar has the list's total from its first frames (counted on the
+    side), and shows failures, bytes and rate; failure lines scroll above it."""
+    listing = tmp_path / "list.txt"
+    urls = [f"{server.url}/bytes/{1000 + i}" for i in range(60)]
+    urls += [f"{server.url}/status/404?{i}" for i in range(3)]
+    listing.write_text("# a comment\n\n" + "\n".join(urls) + "\n")
+    dest = tmp_path / "d"
+    dest.mkdir()
+    code, screen = on_a_terminal(["get", "-d", str(dest), "-i", str(listing), "-j", "2"])
+    assert code == 1
+    lines = screen.replace("\r", "\n").split("\n")
+    frames = [f for f in lines if re.match(r"\d+(/\d+\+?)? files  ", f)]
+    assert len(frames) >= 2
+    # The total from the start (the first frame may be drawn before the count is in).
+    assert all("/63 files" in f for f in frames[1:]), frames[:3]
+    assert re.search(r"63/63 files  3 failed  \d+\.\d kB  ", screen), frames[-3:]
+    assert screen.count("NOT FOUND http://") == 3
+
+
+def test_no_control_characters_when_stderr_is_not_a_terminal(
+    server: Server, tmp_path: Path
+) -> None:
+    """Piped stderr gets plain lines: no bar, no carriage return, no escape sequence."""
+    urls = [f"{server.flags_url}/{cc.lower()}/{cc.lower()}.gif" for cc in POP20_CC]
+    proc = manyget_cli("get", "-v", "-d", str(tmp_path), *urls)
+    assert proc.returncode == 0
+    assert "\r" not in proc.stderr
+    assert "\x1b" not in proc.stderr
+    assert proc.stderr.count("OK http://") == 20
+
+
+def test_ticker_prints_a_plain_line_at_most_every_interval() -> None:
+    """The non-terminal progress line: counts, failures, bytes and rate, no control
+    characters, and none more often than asked."""
+    import io
+
+    from manyget._progress import Ticker
+    from manyget._results import Result, Status
+
+    out = io.StringIO()
+    ticker = Ticker(out, every=0.0)
+    ticker.started(3)
+    ticker.result(Result(url="u", path="p", status=Status.OK, bytes=2000, received=2000))
+    ticker.result(Result(url="v", path=None, status=Status.ERROR, error="x"))
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("manyget: 2/3 files, 1 failed, 2.0 kB, ")
+    quiet = io.StringIO()
+    slow = Ticker(quiet, every=3600)
+    slow.started(None)
+    slow.result(Result(url="u", path="p", status=Status.OK))
+    assert quiet.getvalue() == ""
+
+
 def test_get_progress_bar_on_a_terminal(server: Server, tmp_path: Path) -> None:
     """On a terminal `get -v` draws a tqdm bar on stderr and prints each result through it."""
     import fcntl
@@ -371,8 +463,7 @@ def test_get_progress_bar_on_a_terminal(server: Server, tmp_path: Path) -> None:
             os.close(secondary)
     screen = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0
-    assert "20/20" in screen
-    assert "file/s" in screen
+    assert re.search(r"20/20 files  \d+\.\d kB  [\d.]+ [kM]?B/s  ETA 00:00", screen), screen
     assert screen.count("OK http://") == 20
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ._config import Config
     from ._jobs import _Pending
-    from ._progress import Observer
+    from ._progress import Bar, Observer, Ticker
     from ._results import Report
 
 __all__ = ["console", "main"]
@@ -644,6 +644,26 @@ def _dest(args: argparse.Namespace) -> str:
     return str(args.dest)
 
 
+def _count_on_the_side(path: str, extra: int, bar: Bar | Ticker) -> None:
+    """Count the entries of list file ``path`` on a thread of its own and give the bar its
+    total (plus ``extra`` URLs from the arguments): an ETA from the start, without
+    reading the list first or holding it in memory."""
+
+    def count() -> None:
+        entries = 0
+        try:
+            with open(path, "rb") as f:
+                for line in f:
+                    text = line.strip().removeprefix(b"\xef\xbb\xbf").strip()
+                    if text and not text.startswith(b"#"):
+                        entries += 1
+        except OSError:
+            return  # the list is read for the downloads anyway; they report the error
+        bar.set_total(entries + extra)
+
+    threading.Thread(target=count, name="manyget-count", daemon=True).start()
+
+
 def _read_config(parser: _Parser, ignore: bool) -> Config:
     from ._config import Config, find_config, load_config
 
@@ -681,7 +701,7 @@ def _show_config(parser: _Parser, config: Config) -> int:
 def _get(args: argparse.Namespace) -> int:
     from ._jobs import read_url_lines
     from ._policy import RetryPolicy
-    from ._progress import Bar, FailureLines, JsonLines, VerboseLines
+    from ._progress import Bar, FailureLines, JsonLines, Ticker, VerboseLines
     from ._results import Tally
     from ._session import Downloader
 
@@ -690,28 +710,42 @@ def _get(args: argparse.Namespace) -> int:
     dest = _dest(args)
     source = _open_list(args.input) if args.input is not None else None
 
+    observers: list[Observer] = []
+    bar: Bar | Ticker | None = None
+    if sys.stderr.isatty() and not args.quiet:
+        bar = Bar(sys.stderr)
+        observers.append(bar)
+    elif args.verbose:
+        bar = Ticker(sys.stderr)  # not a terminal: a plain progress line now and then
+        observers.append(bar)
+    lines = VerboseLines if args.verbose else FailureLines
+    observers.append(lines(sys.stderr, bar if isinstance(bar, Bar) else None))
+    if args.json:
+        observers.append(JsonLines(sys.stdout))
+    total = len(args.urls) if source is None else None
+    slow = source is not None and _is_slow(source)
+
+    def counted(entries: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        """A list of unknown length: the bar shows how much of it was read so far."""
+        for number, (line, entry) in enumerate(entries, len(args.urls) + 1):
+            if bar is not None:
+                bar.seen(number)
+            yield line, entry
+
     def pairs() -> Iterator[tuple[int | None, str] | _Pending]:
         for url in args.urls:
             yield None, url
         if source is not None:
-            lines = read_url_lines(source)
-            if _is_slow(source):
+            entries = read_url_lines(source)
+            if slow:
                 from ._input import ReadAhead
 
-                yield from ReadAhead(lines)
+                yield from ReadAhead(counted(entries))
             else:
-                yield from lines
+                yield from entries
 
-    observers: list[Observer] = []
-    bar = None
-    if sys.stderr.isatty() and not args.quiet:
-        bar = Bar(sys.stderr)
-        observers.append(bar)
-    lines = VerboseLines if args.verbose else FailureLines
-    observers.append(lines(sys.stderr, bar))
-    if args.json:
-        observers.append(JsonLines(sys.stdout))
-    total = len(args.urls) if source is None else None
+    if bar is not None and source is not None and not slow:
+        _count_on_the_side(args.input, len(args.urls), bar)
     session = Downloader(
         dest,
         progress=observers,
