@@ -339,3 +339,20 @@ def test_feeder_is_finished_only_when_every_job_concluded() -> None:
     feed.ended(job, OK, 0.0)
     assert feed.finished
     assert feed.wait(0.0) is None
+
+
+def test_feeder_measures_time_held_back_by_the_per_host_limit() -> None:
+    """Room for more, but the only jobs left wait on their host's limit: that time is
+    counted (the CLI's summary says so); a run with room per host counts none."""
+    feed = feeder([f"http://h/f{i}" for i in range(4)], capacity=8, per_host=1)
+    ((job, _),) = drain(feed, 0.0)  # one at a time: the rest are held for host h
+    assert feed.gate.host_bound()
+    feed.ended(job, OK, 2.5)
+    list(drain(feed, 2.5))
+    assert feed.host_bound == pytest.approx(2.5)
+    roomy = feeder([f"http://h/f{i}" for i in range(4)], capacity=8, per_host=8)
+    started = list(drain(roomy, 0.0))
+    assert len(started) == 4
+    for job, _ in started:
+        roomy.ended(job, OK, 3.0)
+    assert roomy.host_bound == 0.0

@@ -499,3 +499,20 @@ def test_serve_faults_flag(tmp_path: Path) -> None:
                 proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def test_summary_says_when_the_per_host_limit_held_the_run_back(
+    server: Server, tmp_path: Path
+) -> None:
+    """One host, 24 slow URLs, --per-host 2 with room for 64: the summary says the
+    per-host limit held the run back, once, naming the option; with room it says nothing."""
+    urls = [f"{server.url}/faults/stall/{3000 + i}?seconds=0.1" for i in range(24)]
+    held = manyget_cli("get", "-d", str(tmp_path), "--per-host", "2", *urls)
+    assert held.returncode == 0, held.stderr
+    assert held.stderr.count("the per-host limit (2 at once) held this run back") == 1
+    assert "--per-host N" in held.stderr
+    free = tmp_path / "free"
+    free.mkdir()
+    fast = manyget_cli("get", "-d", str(free), "--per-host", "24", *urls)
+    assert fast.returncode == 0, fast.stderr
+    assert "per-host limit" not in fast.stderr

@@ -797,6 +797,14 @@ def _get(args: argparse.Namespace) -> int:
             raise
     report = tally.report(time.monotonic() - start)
     _print_summary(report, quiet=args.quiet)
+    if report.elapsed >= 1.0 and report.host_bound > report.elapsed / 2:
+        per_host = args.per_host or session.config.limits.per_host
+        print(
+            f"manyget: the per-host limit ({per_host} at once) held this run back "
+            f"{report.host_bound:.1f} s of {report.elapsed:.1f} s; a host that allows more "
+            "can be given --per-host N",
+            file=sys.stderr,
+        )
     if log is not None:
         log.info("run ended: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -111,6 +111,15 @@ class HostGate:
             return None
         return WAIT
 
+    def host_bound(self) -> bool:
+        """True when the jobs held back all wait for their host's ``per_host`` limit
+        (not for a pause, not for the input): the limit is what holds the run back."""
+        held = self._held
+        if not held or self._starved:
+            return False
+        busy, limit = self._busy, self.per_host
+        return all(busy[host] >= limit for host in held)
+
     def done(self, job: Job, result: Result | None, now: float) -> None:
         """``job`` finished (``result`` is None when it was cancelled or lost)."""
         if not job.host:
@@ -156,6 +165,7 @@ class Feeder:
 
     __slots__ = (
         "_accept",
+        "_bound_since",
         "_due",
         "_order",
         "_prefix",
@@ -164,6 +174,7 @@ class Feeder:
         "capacity",
         "exhausted",
         "gate",
+        "host_bound",
         "kept_bytes",
         "kept_files",
         "running",
@@ -190,6 +201,8 @@ class Feeder:
         self.exhausted = False  # the gate has no more jobs
         self.kept_files = 0  # partial files that cancelled attempts left for a resume
         self.kept_bytes = 0
+        self.host_bound = 0.0  # seconds with room for more, but only per-host-held jobs
+        self._bound_since: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -215,9 +228,17 @@ class Feeder:
             job = self.gate.take(now)
             if job is None:
                 self.exhausted = True
+                self._unbound(now)
                 return None
-            if not isinstance(job, Job):
-                return None  # WAIT
+            if not isinstance(job, Job):  # WAIT
+                if self.gate.host_bound():
+                    if self._bound_since is None:
+                        self._bound_since = now
+                else:
+                    self._unbound(now)
+                return None
+            if self._bound_since is not None:
+                self._unbound(now)
             if self._accept is not None and not self._accept(job):
                 self.gate.done(job, None, now)  # cancelled before it started
                 continue
@@ -225,6 +246,11 @@ class Feeder:
             self._tries[job.index] = ([], now)
             return job, True
         return None
+
+    def _unbound(self, now: float) -> None:
+        if self._bound_since is not None:
+            self.host_bound += now - self._bound_since
+            self._bound_since = None
 
     def ended(self, job: Job, attempt: Attempt, now: float) -> Result | None:
         """Record ``attempt`` at ``job``: its :class:`Result` when the job is done, None

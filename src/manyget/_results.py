@@ -169,6 +169,7 @@ class Report:
     kept_files: int = 0
     kept_bytes: int = 0
     results: tuple[Result, ...] = ()
+    host_bound: float = 0.0  # seconds the per-host limit alone held downloads back
 
     @property
     def total(self) -> int:
@@ -221,6 +222,7 @@ class Tally:
     kept_files: int = 0
     kept_bytes: int = 0
     results: list[Result] = field(default_factory=list)
+    host_bound: float = 0.0
 
     def add(self, result: Result) -> Result:
         self.counts[result.status] += 1
@@ -250,6 +252,7 @@ class Tally:
             kept_files=self.kept_files,
             kept_bytes=self.kept_bytes,
             results=tuple(self.results),
+            host_bound=self.host_bound,
         )
 
 

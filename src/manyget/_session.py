@@ -177,6 +177,7 @@ class _Run:
     def finish(self, feeder: Feeder) -> None:
         """The run ended: count what cancelled transfers kept, and report."""
         self.tally.keep(feeder.kept_files, feeder.kept_bytes)
+        self.tally.host_bound += feeder.host_bound
         report = self.tally.report(time.monotonic() - self._start)
         for observer in self.observers:
             observer.finished(report)
