@@ -24,10 +24,16 @@ DEBUG = 10
 INFO = 20
 
 
+_logger: logging.Logger | None = None
+
+
 def logger(level: int) -> logging.Logger | None:
     """The ``manyget`` logger when it would record ``level``, else None."""
-    module = sys.modules.get("logging")
-    if module is None:
-        return None
-    log: logging.Logger = module.getLogger("manyget")
+    global _logger
+    log = _logger
+    if log is None:
+        module = sys.modules.get("logging")
+        if module is None:
+            return None
+        log = _logger = module.getLogger("manyget")  # getLogger takes a lock: once
     return log if log.isEnabledFor(level) else None

@@ -11,11 +11,25 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from ._part import Busy, Part, sha256_of
-from ._state import End, Opening, Phase, fits, on_end, on_response
+from ._state import (
+    BUSY,
+    DISK,
+    IDLE,
+    LOCAL,
+    OPEN,
+    TOO_BIG,
+    End,
+    Opening,
+    Phase,
+    fits,
+    on_end,
+    on_response,
+)
 
 __all__ = ["Body", "Field", "no_field"]
 
 Field = Callable[[str], "str | None"]  # a response header by its lower-case name
+_PUBLISH = End.PUBLISH  # looked up once: it is every file's end
 
 
 def no_field(name: str) -> None:
@@ -48,6 +62,7 @@ class Body:
         "http_version",
         "kept",
         "offset",
+        "started",
         "url",
     )
 
@@ -71,18 +86,14 @@ class Body:
         self._saved: Saved | None = None
         if found is not None:
             self.offset, self._saved = found
-        self._phase = Phase.IDLE
+        self._phase = IDLE
+        self.started = False  # True once start has decided what to do with the body
         self.http_version: str | None = None  # the protocol of the response, once known
         self._local = ""
         self.kept = 0
         self._left = 0  # bytes left in the partial file for a resume after a write error
         self._field: Field | None = None
         self._length: int | None = None
-
-    @property
-    def started(self) -> bool:
-        """True once ``start`` has decided what to do with the body."""
-        return self._phase is not Phase.IDLE
 
     def request_headers(self) -> list[tuple[str, str]]:
         if not self.offset or self._saved is None or self._saved.validator is None:
@@ -100,22 +111,26 @@ class Body:
             wanted = disposition_name(field("content-disposition"))
             if wanted and wanted != os.path.basename(self._part.final):
                 self._rename = wanted
-        opening = on_response(
-            status,
-            length,
-            offset=self.offset,
-            saved=self._saved,
-            content_range=field("content-range") if status != 200 else None,
-            etag=field("etag") if status != 200 else None,
-            max_size=self._max,
-        )
+        if status == 200:  # the usual answer: no resume to judge, no header to look up
+            opening = on_response(200, length, 0, None, None, None, self._max)
+        else:
+            opening = on_response(
+                status,
+                length,
+                self.offset,
+                self._saved,
+                field("content-range"),
+                field("etag"),
+                self._max,
+            )
         self._phase = opening.phase
+        self.started = True
         if self.offset:
             log = logger(DEBUG)
             if log is not None:
                 log.debug("resume %s from byte %d: %s (HTTP %d)", mask_url(self.url),
                           self.offset, _resumed(opening), status)  # fmt: skip
-        if opening.phase is not Phase.OPEN:
+        if opening.phase is not OPEN:
             return False
         self.offset = opening.offset
         self._length = opening.length
@@ -124,7 +139,7 @@ class Body:
             if opening.sidecar:
                 self._part.remember(self._memo())
         except Busy:
-            self._phase = Phase.BUSY
+            self._phase = BUSY
             return False
         except OSError as exc:
             self._local_error(exc)
@@ -133,18 +148,18 @@ class Body:
 
     def _local_error(self, exc: OSError) -> None:
         disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        self._phase = Phase.DISK if disk_full else Phase.LOCAL
+        self._phase = DISK if disk_full else LOCAL
         self._local = f"{self._part.final}: {exc.strerror or exc}"
 
     def write(self, data: bytes) -> bool:
         """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
-        if not fits(self._max, self.offset + self.kept, len(data)):
-            self._phase = Phase.TOO_BIG
+        if self._max is not None and not fits(self._max, self.offset + self.kept, len(data)):
+            self._phase = TOO_BIG
             return False
         try:
             self._part.write(data)
         except OSError as exc:
-            kept = self._phase is Phase.OPEN
+            kept = self._phase is OPEN
             self._local_error(exc)
             if kept:
                 self._left = self._part.keep(self._memo())  # the bytes so far stay
@@ -169,7 +184,7 @@ class Body:
         """End the attempt; ``error`` and ``kind`` describe a transport failure."""
         phase = self._phase
         end = on_end(phase, status, error is not None)
-        if end is End.PUBLISH:
+        if end is _PUBLISH:
             return self._publish(status, self.offset + self.kept)  # the usual end, first
         part = self._part
         got = self.kept
@@ -182,7 +197,7 @@ class Body:
                 error=message,
             )
         if end is End.LOCAL:
-            kind = AttemptKind.DISK if phase is Phase.DISK else AttemptKind.LOCAL
+            kind = AttemptKind.DISK if phase is DISK else AttemptKind.LOCAL
             return Attempt(
                 http_status=status,
                 http_version=self.http_version,
@@ -214,7 +229,7 @@ class Body:
         if end is End.PUBLISH_KEPT:
             return self._publish(status, self.offset)
         if end is End.KEEP:
-            left = part.keep(self._memo()) if phase is Phase.OPEN else 0
+            left = part.keep(self._memo()) if phase is OPEN else 0
             return Attempt(
                 http_status=status,
                 http_version=self.http_version,
@@ -268,7 +283,7 @@ class Body:
 
     def abandon(self) -> int:
         """The attempt was cancelled: keep what can be resumed; the bytes kept."""
-        if self._phase is Phase.OPEN:
+        if self._phase is OPEN:
             return self._part.keep(self._memo())
         return 0
 
