@@ -86,6 +86,23 @@ def _size(text: str) -> int:
     return value
 
 
+def _bandwidth(text: str) -> int:
+    value = _size(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -305,6 +322,27 @@ def build_parser() -> _Parser:
         default=None,
         metavar="BYTES",
         help="stop any body larger than this (suffixes K, M, G: powers of 1024)",
+    )
+    get.add_argument(
+        "--limit-rate",
+        type=_bandwidth,
+        default=None,
+        metavar="RATE",
+        help="cap the whole run at RATE bytes a second (K, M, G: powers of 1024)",
+    )
+    get.add_argument(
+        "--limit-rate-host",
+        type=_bandwidth,
+        default=None,
+        metavar="RATE",
+        help="cap what comes from any one host at RATE bytes a second",
+    )
+    get.add_argument(
+        "--max-rps",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="start at most N requests a second to any one host",
     )
     get.add_argument(
         "--allow-downgrade",
@@ -756,6 +794,9 @@ def _get(args: argparse.Namespace) -> int:
         retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
         overwrite=args.overwrite,
         max_size=args.max_size,
+        limit_rate=args.limit_rate,
+        limit_rate_host=args.limit_rate_host,
+        max_rps=args.max_rps,
         allow_downgrade=args.allow_downgrade,
         content_disposition=args.content_disposition,
         headers=args.headers,

@@ -54,9 +54,13 @@ class HostGate:
         *,
         lookahead: int = 1024,
         max_pause: float = 30.0,
+        max_rps: float | None = None,
     ) -> None:
         self._jobs = jobs
         self.per_host = per_host
+        # At most max_rps requests a second to one host: the earliest next start of each.
+        self._gap = 1.0 / max_rps if max_rps else 0.0
+        self._next_start: dict[str, float] = {}
         self.lookahead = lookahead
         self.max_pause = max_pause
         self._held: OrderedDict[str, deque[Job]] = OrderedDict()
@@ -69,6 +73,8 @@ class HostGate:
     def _ready(self, host: str, now: float) -> bool:
         if self._busy[host] >= self.per_host:
             return False
+        if self._gap and self._next_start.get(host, now) > now:
+            return False
         until = self._paused.get(host)
         if until is None:
             return True
@@ -77,9 +83,15 @@ class HostGate:
             return True
         return False
 
-    def _start(self, job: Job) -> Job:
+    def _start(self, job: Job, now: float) -> Job:
         if job.host:
             self._busy[job.host] += 1
+            if self._gap:
+                starts = self._next_start
+                if len(starts) > 4096:  # forget hosts that may start again anyway
+                    for host in [h for h, t in starts.items() if t <= now]:
+                        del starts[host]
+                starts[job.host] = max(now, starts.get(job.host, now)) + self._gap
         return job
 
     def take(self, now: float) -> Job | _Wait | None:
@@ -93,7 +105,7 @@ class HostGate:
                     self._held.move_to_end(host)  # round-robin among waiting hosts
                 else:
                     del self._held[host]
-                return self._start(job)
+                return self._start(job, now)
         while not self._exhausted and self._held_count < self.lookahead:
             fresh = next(self._jobs, None)
             if fresh is None:
@@ -104,7 +116,7 @@ class HostGate:
                 break
             self._starved = False
             if not fresh.host or self._ready(fresh.host, now):
-                return self._start(fresh)
+                return self._start(fresh, now)
             self._held.setdefault(fresh.host, deque()).append(fresh)
             self._held_count += 1
         if self._exhausted and not self._held:
@@ -143,6 +155,13 @@ class HostGate:
         """Seconds until a job may be ready: a paused host with held jobs may start again,
         or (soon) the input that had nothing ready may have more; None if neither."""
         times = [t - now for host, t in self._paused.items() if host in self._held]
+        if self._gap:
+            starts = self._next_start
+            times.extend(
+                starts[host] - now
+                for host in self._held
+                if host in starts and self._busy[host] < self.per_host
+            )
         if self._starved:
             times.append(_INPUT_POLL)
         return max(0.0, min(times)) if times else None

@@ -9,6 +9,7 @@ so a new option is added here once and reaches every face.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,12 +37,17 @@ DEFAULT_PER_HOST = 8  # polite: a server sees at most 8 connections from us
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """How much a run may do at once: ``concurrency`` downloads in all, ``per_host`` to
-    one host (``scheme://host:port``), and at most ``max_size`` bytes in one body."""
+    """How much a run may do: ``concurrency`` downloads at once in all, ``per_host`` to
+    one host (``scheme://host:port``), at most ``max_size`` bytes in one body; at most
+    ``limit_rate`` bytes a second in all and ``limit_rate_host`` from one host; at most
+    ``max_rps`` requests a second to one host."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     per_host: int = DEFAULT_PER_HOST
     max_size: int | None = None
+    limit_rate: float | None = None
+    limit_rate_host: float | None = None
+    max_rps: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -50,6 +56,10 @@ class Limits:
             raise UsageError(f"per_host must be >= 1, got {self.per_host}")
         if self.max_size is not None and self.max_size < 0:
             raise UsageError(f"max_size must be >= 0, got {self.max_size}")
+        for name in ("limit_rate", "limit_rate_host", "max_rps"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be > 0, got {value}")
 
 
 class Options(TypedDict, total=False):
@@ -64,6 +74,9 @@ class Options(TypedDict, total=False):
     retries: int | RetryPolicy | None
     overwrite: bool
     max_size: int | None
+    limit_rate: float | None
+    limit_rate_host: float | None
+    max_rps: float | None
     ca_file: str | os.PathLike[str] | None
     allow_downgrade: bool
     content_disposition: bool
@@ -114,15 +127,22 @@ def configure(dest: Path, options: Options) -> Config:
     concurrency = options.get("concurrency")
     per_host = options.get("per_host")
     max_size = options.get("max_size")
-    limits = Limits(
+    limit_rate = options.get("limit_rate")
+    limit_rate_host = options.get("limit_rate_host")
+    max_rps = options.get("max_rps")
+    limits = dataclasses.replace(
+        base,
         concurrency=base.concurrency if concurrency is None else concurrency,
         per_host=base.per_host if per_host is None else per_host,
         max_size=base.max_size if max_size is None else max_size,
+        limit_rate=base.limit_rate if limit_rate is None else limit_rate,
+        limit_rate_host=base.limit_rate_host if limit_rate_host is None else limit_rate_host,
+        max_rps=base.max_rps if max_rps is None else max_rps,
     )
     fixed = None if executor is not None else fixed_concurrency(engine)
     if fixed is not None:
-        limits = Limits(
-            concurrency=fixed, per_host=min(limits.per_host, fixed), max_size=limits.max_size
+        limits = dataclasses.replace(
+            limits, concurrency=fixed, per_host=min(limits.per_host, fixed)
         )
     timeout = options.get("timeout")
     if timeout is None:
@@ -146,6 +166,8 @@ def configure(dest: Path, options: Options) -> Config:
         tls=_tls(options),
         overwrite=options.get("overwrite", False),
         max_size=limits.max_size,
+        rate=limits.limit_rate,
+        host_rate=limits.limit_rate_host,
         allow_downgrade=options.get("allow_downgrade", False),
         content_disposition=options.get("content_disposition", False),
     )

@@ -290,4 +290,6 @@ class Settings:
     overwrite: bool = False
     max_size: int | None = None  # bytes; a longer body is cut off while streaming
     allow_downgrade: bool = False  # follow redirects from https to http
+    rate: float | None = None  # bytes per second for the whole run (this process's share)
+    host_rate: float | None = None  # bytes per second from any one host
     content_disposition: bool = False  # name files as the server's Content-Disposition says

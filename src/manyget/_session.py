@@ -110,7 +110,10 @@ def _feeder(
     accept: Callable[[Job], bool] | None = None,
 ) -> Feeder:
     concurrency = config.limits.concurrency
-    gate = HostGate(jobs, config.limits.per_host, lookahead=max(1024, 16 * concurrency))
+    limits = config.limits
+    gate = HostGate(
+        jobs, limits.per_host, lookahead=max(1024, 16 * concurrency), max_rps=limits.max_rps
+    )
     prefix = os.path.join(config.settings.dest, "")
     return Feeder(gate, config.settings.retry, concurrency, prefix, accept)
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
-from .._fetch import Transfers, preflight, read_size
+from .._fetch import Transfers, preflight, rates_for, read_size, resume_paused
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -70,6 +70,8 @@ class AsyncLoop:
         self._waiter: asyncio.Future[None] | None = None
         self._prefix = os.path.join(settings.dest, "")
         self._closed = False
+        self._rates = rates_for(settings)
+        self._resume: asyncio.TimerHandle | None = None  # bandwidth caps: next unpause
 
     def preflight(self, job: Job) -> Result | None:
         return preflight(job, self._prefix + job.name, self.settings)
@@ -113,8 +115,19 @@ class AsyncLoop:
             action(fd, mask)
         self._collect()
 
+    def _on_resume(self) -> None:
+        self._resume = None
+        rates = self._rates
+        if not self._closed and rates is not None:
+            resume_paused(rates, time.monotonic())  # libcurl's timer then moves them on
+            self._collect()
+
     def _collect(self) -> None:
         """Read the transfers that ended from libcurl and end their attempts."""
+        rates = self._rates
+        if rates is not None and rates.paused and self._resume is None:
+            delay = min(rates.delay(t.host, time.monotonic()) for t in rates.paused)
+            self._resume = self._loop.call_later(delay, self._on_resume)
         multi = self._multi
         ended = self._ended
         before = len(ended)
@@ -167,9 +180,10 @@ class AsyncLoop:
         """Abandon what is running (partial files kept for a resume), free every handle;
         the attempts cancelled."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for handle in (self._timer, self._resume):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._resume = None
         for curl in self._transfers.running():
             self._multi.remove_handle(curl)
         cancelled = self._transfers.close()

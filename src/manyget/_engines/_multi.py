@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from .._fetch import Transfers, preflight, read_size
+from .._fetch import Transfers, preflight, rates_for, read_size, resume_paused
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -37,6 +37,7 @@ class MultiLoop:
         self.capacity = capacity
         self._multi = pycurl.CurlMulti()
         self._transfers = Transfers(settings, read_size(capacity))
+        self._rates = rates_for(settings)
         self._prefix = os.path.join(settings.dest, "")
 
     @property
@@ -61,8 +62,14 @@ class MultiLoop:
             return []
         multi = self._multi
         again = self._again
+        rates = self._rates
+        if rates is not None and rates.paused:  # bandwidth caps: resume what may go on
+            resume_paused(rates, time.monotonic())
         while multi.perform()[0] == again:
             pass
+        if rates is not None and rates.paused:  # wake when the first paused may go on
+            now = time.monotonic()
+            timeout = min(timeout, min(rates.delay(t.host, now) for t in rates.paused))
         ended: list[tuple[Job, Attempt]] = []
         end = self._transfers.end
         remove = multi.remove_handle

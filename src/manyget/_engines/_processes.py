@@ -19,6 +19,7 @@ when a worker dies, their attempts fail and a new worker takes its place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -102,6 +103,8 @@ def _worker(
                         break
                     pending.extend(batch)
                 loop.start(pending.popleft())
+            if closed and not loop.busy and not pending:
+                break  # done: nothing runs, nothing more will come
             # Short waits while more jobs may arrive; longer ones once the inbox is closed.
             ended = loop.wait(1.0 if closed and not pending else _REFILL)
             if ended:
@@ -128,9 +131,15 @@ class _Pool:
 
     def __init__(self, settings: Settings, concurrency: int) -> None:
         self._ctx = _context()
-        self._settings = settings
         self._prefix = os.path.join(settings.dest, "")
         nworkers = max(1, min(os.cpu_count() or 1, concurrency))
+        if settings.rate or settings.host_rate:  # each worker caps its share
+            settings = dataclasses.replace(
+                settings,
+                rate=settings.rate / nworkers if settings.rate else None,
+                host_rate=settings.host_rate / nworkers if settings.host_rate else None,
+            )
+        self._settings = settings
         self._capacity = math.ceil(concurrency / nworkers)
         self._outbox: Any = self._ctx.Queue()
         self._batches: dict[int, list[Job]] = {}

@@ -21,7 +21,16 @@ need them, and they are a good part of the start-up time of a short run.
 
 from __future__ import annotations
 
-from ._curl import CANCELLED, Blocking, Transfer, Transfers, curl_error, read_size
+from ._curl import (
+    CANCELLED,
+    Blocking,
+    Transfer,
+    Transfers,
+    curl_error,
+    rates_for,
+    read_size,
+    resume_paused,
+)
 from ._part import preflight
 
 __all__ = [
@@ -31,5 +40,7 @@ __all__ = [
     "Transfers",
     "curl_error",
     "preflight",
+    "rates_for",
     "read_size",
+    "resume_paused",
 ]

@@ -19,8 +19,18 @@ from .._log import DEBUG, logger
 from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
 from ._body import Body
+from ._rate import Rates
 
-__all__ = ["CANCELLED", "Blocking", "Transfer", "Transfers", "curl_error", "read_size"]
+__all__ = [
+    "CANCELLED",
+    "Blocking",
+    "Transfer",
+    "Transfers",
+    "curl_error",
+    "rates_for",
+    "read_size",
+    "resume_paused",
+]
 
 
 def read_size(concurrency: int) -> int:
@@ -134,6 +144,44 @@ def _cookie_share(settings: Settings) -> Any:
         return share
 
 
+_rates: dict[int, Rates] = {}  # id(settings) -> its run's caps in this process
+
+
+def rates_for(settings: Settings) -> Rates | None:
+    """The bandwidth caps every transfer of one run shares in this process, if any."""
+    if not settings.rate and not settings.host_rate:
+        return None
+    with _share_lock:
+        rates = _rates.get(id(settings))
+        if rates is None:
+            import weakref
+
+            rates = _rates[id(settings)] = Rates(
+                settings.rate, settings.host_rate, time.monotonic()
+            )
+            weakref.finalize(settings, _rates.pop, id(settings), None)
+        return rates
+
+
+def resume_paused(rates: Rates, now: float) -> float | None:
+    """Unpause the transfers whose caps allow them again; seconds until the next one
+    may go, or None when none waits. Called by a driver, outside libcurl's callbacks."""
+    import pycurl
+
+    waiting, rates.paused = rates.paused, []
+    soonest: float | None = None
+    for transfer in waiting:
+        delay = rates.delay(transfer.host, now)
+        if delay <= 0:
+            transfer.curl.pause(pycurl.PAUSE_CONT)  # may pause it again, at once
+        else:
+            rates.paused.append(transfer)
+            soonest = delay if soonest is None else min(soonest, delay)
+    if rates.paused and soonest is None:
+        soonest = min(rates.delay(t.host, now) for t in rates.paused)
+    return soonest
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     """scheme, host and port: what a redirect must keep for credentials to follow."""
     import urllib.parse
@@ -188,22 +236,31 @@ class Transfer:
         "_lines",
         "_low",
         "_max",
+        "_pause",
         "_prefix",
         "_ranged",
+        "_rates",
         "_redirect_info",
         "_resume",
+        "_sleep",
         "_status",
         "_url",
         "_url_option",
         "_user_on",
         "_version_info",
         "curl",
+        "host",
         "job",
         "settings",
     )
 
-    def __init__(self, settings: Settings, *, read: int = _MIN_READ) -> None:
+    def __init__(self, settings: Settings, *, read: int = _MIN_READ, sleep: bool = False) -> None:
+        """``sleep``: a transfer run blocking on a thread of its own waits out a bandwidth
+        cap by sleeping; one among others in a multi handle is paused instead."""
         self.settings = settings
+        self._rates = rates_for(settings)
+        self._sleep = sleep
+        self.host = ""  # the job's host, for its bandwidth cap
         # Header lines are collected by list.append, called from C with no Python frame,
         # and read once per response at its first body byte (or at its end).
         self._lines: list[bytes] = []
@@ -239,6 +296,7 @@ class Transfer:
         self._code_info = pycurl.RESPONSE_CODE
         self._redirect_info = pycurl.REDIRECT_URL
         self._version_info = pycurl.INFO_HTTP_VERSION
+        self._pause: int = pycurl.WRITEFUNC_PAUSE
         self._disposition = settings.content_disposition
 
     def close(self) -> None:
@@ -261,6 +319,7 @@ class Transfer:
         self._lines.clear()
         self._hops = 0
         self._url = job.url
+        self.host = job.host
         curl = self.curl
         curl.setopt(self._url_option, job.url)
         if body.offset or self._ranged or self._away:
@@ -330,6 +389,9 @@ class Transfer:
         return self._head[at : end if end >= 0 else len(low)].decode("latin-1").strip()
 
     def _write(self, data: bytes) -> int | None:
+        rates = self._rates
+        if rates is not None and not self._may_take(rates, len(data)):
+            return self._pause  # libcurl keeps the chunk until the driver unpauses us
         body = self._body
         assert body is not None
         if not body.started:
@@ -339,6 +401,18 @@ class Transfer:
             if not body.start(status, _length(self._field("content-length")), self._field):
                 return 0  # libcurl stops the transfer: Body.finish says why
         return None if body.write(data) else 0
+
+    def _may_take(self, rates: Rates, size: int) -> bool:
+        """Whether the bandwidth caps let a chunk of ``size`` through now; a blocking
+        transfer sleeps until they do, another is listed for its driver to resume."""
+        now = time.monotonic()
+        while not rates.allow(self.host, size, now):
+            if not self._sleep:
+                rates.paused.append(self)
+                return False
+            time.sleep(rates.delay(self.host, now))
+            now = time.monotonic()
+        return True
 
     def end(self, errno: int = 0, message: str = "") -> Attempt | None:
         """Finish the attempt: publish the file, keep it for a resume, or drop it.
@@ -458,7 +532,7 @@ class Blocking:
         self._again = pycurl.E_CALL_MULTI_PERFORM
         self.settings = settings
         self._abort = abort
-        self._transfer = Transfer(settings)
+        self._transfer = Transfer(settings, sleep=True)
         self._multi = pycurl.CurlMulti() if abort is not None else None
 
     def close(self) -> None:
@@ -555,6 +629,9 @@ class Transfers:
     def close(self) -> list[tuple[Job, Attempt]]:
         """Cancel what still runs (remove it from the multi handle first; partial files
         are kept for a resume) and free every handle; the attempts cancelled."""
+        rates = rates_for(self._settings)
+        if rates is not None:
+            rates.paused.clear()  # what is cancelled is never resumed
         cancelled = []
         for curl in list(self._active):
             ended = self.end(curl, CANCELLED, "cancelled")
