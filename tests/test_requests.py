@@ -65,6 +65,7 @@ def origins() -> Iterator[tuple[Httpbin, Httpbin]]:
 
 def fetch_json(url: str, dest: Path, name: str, **options: Any) -> dict[str, Any]:
     """Download ``url`` as ``name`` and read the JSON httpbin answered with."""
+    dest.mkdir(exist_ok=True)
     with manyget.Downloader(dest, **options) as d:
         result = d.submit(url, name=name).result(timeout=60)
     assert result.status is Status.OK, result.error
@@ -187,6 +188,32 @@ def test_cookie_file_and_cookies_set_within_the_run(
     url = f"{first.url}/redirect-to?url=http://localhost:{port}/cookies"
     got = fetch_json(url, dest, "other.json", cookies=f"k={SECRET}")
     assert got["cookies"] == {}
+
+
+def test_cookie_jar_gathers_every_cookie_of_the_run(
+    origins: tuple[Httpbin, Httpbin], engine: str, tmp_path: Path
+) -> None:
+    """-c FILE: the cookies servers set (and those given) are written at the end, in the
+    Netscape format curl and wget read, private to the user, on every engine (worker
+    processes send theirs to the parent)."""
+    first, _ = origins
+    jar = tmp_path / "jar.txt"
+    dest = tmp_path / "d"
+    dest.mkdir()
+    urls = [f"{first.url}/cookies/set?set_{i}=v{i}" for i in range(4)]
+    with manyget.Downloader(
+        dest, engine=engine, cookies="given=yes", cookie_jar=jar, concurrency=4
+    ) as d:
+        for i, url in enumerate(urls):
+            d.submit(url, name=f"c{i}")
+    text = jar.read_text()
+    assert text.startswith("# Netscape HTTP Cookie File")
+    rows = {tuple(line.split("\t")[5:7]) for line in text.splitlines() if "\t" in line}
+    assert rows == {("given", "yes")} | {(f"set_{i}", f"v{i}") for i in range(4)}
+    assert jar.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".manyget")] == []
+    again = fetch_json(f"{first.url}/cookies", tmp_path / "again", "c.json", cookies=str(jar))
+    assert again["cookies"]["set_3"] == "v3"  # what -c wrote, -b reads
 
 
 def test_bad_request_options_are_usage_errors(tmp_path: Path) -> None:

@@ -211,6 +211,12 @@ def _add_request_options(parser: argparse.ArgumentParser) -> None:
         help="cookies: a Netscape cookie file, or name=value pairs for each URL's own host",
     )
     group.add_argument(
+        "-c",
+        "--cookie-jar",
+        metavar="FILE",
+        help="write every cookie of the run to FILE (Netscape format) when it ends",
+    )
+    group.add_argument(
         "--proxy",
         metavar="URL",
         help="http://, https://, socks5:// or socks5h:// proxy (default: from http_proxy, "
@@ -805,6 +811,7 @@ def _get(args: argparse.Namespace) -> int:
         user=_user(args.user),
         netrc=args.netrc_file if args.netrc_file is not None else args.netrc,
         cookies=args.cookie,
+        cookie_jar=args.cookie_jar,
         proxy=args.proxy,
         noproxy=args.noproxy,
         ca_file=args.cacert,

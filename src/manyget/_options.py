@@ -86,6 +86,7 @@ class Options(TypedDict, total=False):
     user: str | None
     netrc: bool | str | os.PathLike[str] | None
     cookies: str | Mapping[str, str] | None
+    cookie_jar: str | os.PathLike[str] | None
     proxy: str | None
     noproxy: str | None
     ca_path: str | os.PathLike[str] | None
@@ -186,6 +187,16 @@ def _file(value: object, what: str, *, folder: bool = False) -> str | None:
     return path
 
 
+def _jar(value: str | os.PathLike[str] | None) -> str | None:
+    """Where the cookie jar goes: its folder must exist (checked before any request)."""
+    if value is None:
+        return None
+    path = os.path.abspath(os.fspath(value))
+    if not os.path.isdir(os.path.dirname(path)):
+        raise UsageError(f"cookie jar {os.fspath(value)!r}: its folder does not exist")
+    return path
+
+
 def parse_header(line: str) -> tuple[str, str]:
     """``Name: value`` as a (name, value) pair; UsageError when it is not a header."""
     name, colon, value = line.partition(":")
@@ -238,6 +249,7 @@ def _request(options: Options) -> Request:
         netrc_file=netrc_file,
         cookies=cookie_pairs,
         cookie_file=cookie_file,
+        cookie_jar=_jar(options.get("cookie_jar")),
         proxy=options.get("proxy"),
         noproxy=options.get("noproxy"),
         http="auto" if http is None else http,

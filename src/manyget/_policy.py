@@ -226,8 +226,9 @@ class Request:
     origin only; ``netrc`` reads credentials by host from ``netrc_file`` (default
     ``~/.netrc``). ``cookies`` (name, value) go to the host of each URL of the list,
     never to a host a redirect leads to; ``cookie_file`` is a Netscape cookie file whose
-    cookies go where their domains say. With either, cookies a server sets are sent
-    back within the run. ``proxy``: ``http://``, ``https://``, ``socks5://`` or
+    cookies go where their domains say; ``cookie_jar`` is where every cookie of the run is
+    written (Netscape format, atomically) when it ends. With any of them, cookies a server
+    sets are sent back within the run. ``proxy``: ``http://``, ``https://``, ``socks5://`` or
     ``socks5h://`` (else libcurl reads ``http_proxy``, ``https_proxy``, ``all_proxy`` and
     ``no_proxy``); ``noproxy``: hosts reached directly. ``http``: ``auto`` (HTTP/2 over
     TLS when the server offers it, else HTTP/1.1), ``1.1``, ``2-prior-knowledge`` (h2c)
@@ -242,6 +243,7 @@ class Request:
     netrc_file: str | None = None
     cookies: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     cookie_file: str | None = None
+    cookie_jar: str | None = None  # where the run's cookies are written when it ends
     proxy: str | None = field(default=None, repr=False)
     noproxy: str | None = None
     http: str = "auto"

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
+    from ._policy import Settings
 
 __all__ = [
     "AsyncDownloader",
@@ -160,13 +161,38 @@ def _stop_if_disk_full(result: Result) -> None:
         raise DiskFull(f"{result.error}; the run stopped, partial files are kept")
 
 
+def _save_cookies(settings: Settings, jar: str) -> None:
+    """Write the run's cookies to ``jar`` in the Netscape format, atomically: a reader
+    sees the old jar or the new one, never half of one."""
+    import tempfile
+
+    from ._fetch import cookie_lines
+
+    lines = cookie_lines(settings)
+    folder = os.path.dirname(os.path.abspath(jar))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".manyget-cookies-", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("# Netscape HTTP Cookie File\n# written by manyget\n\n")
+            f.writelines(line + "\n" for line in lines)
+        os.chmod(tmp, 0o600)  # cookies are credentials
+        os.replace(tmp, jar)
+    except OSError as exc:
+        raise DestinationError(f"cannot write cookie jar {jar!r}: {exc.strerror or exc}") from None
+
+
 class _Run:
     """What one run tells its observers and adds up; every face of the session uses it."""
 
     def __init__(
-        self, observers: list[Observer], total: int | None, tally: Tally | None = None
+        self,
+        observers: list[Observer],
+        total: int | None,
+        tally: Tally | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.observers = observers
+        self._settings = settings
         self.tally = tally if tally is not None else Tally()
         self._start = time.monotonic()
         for observer in observers:
@@ -181,6 +207,8 @@ class _Run:
         """The run ended: count what cancelled transfers kept, and report."""
         self.tally.keep(feeder.kept_files, feeder.kept_bytes)
         self.tally.host_bound += feeder.host_bound
+        if self._settings is not None and self._settings.request.cookie_jar is not None:
+            _save_cookies(self._settings, self._settings.request.cookie_jar)
         report = self.tally.report(time.monotonic() - self._start)
         for observer in self.observers:
             observer.finished(report)
@@ -273,7 +301,7 @@ class Downloader:
         observers: list[Observer],
         tally: Tally,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally)
+        run = _Run(observers, total, tally, self.config.settings)
         try:
             for batch in batches:
                 for _, result in batch:
@@ -378,7 +406,7 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        run = _Run(self._observers, None)
+        run = _Run(self._observers, None, None, self.config.settings)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
         feeder = _feeder(self.config, jobs, self._accept)
         try:
@@ -542,7 +570,7 @@ async def aiter_download(
     feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
-    run = _Run(_observers(progress), total, tally)
+    run = _Run(_observers(progress), total, tally, config.settings)
     try:
         async for batch in adrive(feeder, runner):
             for _, result in batch:
@@ -702,7 +730,7 @@ class AsyncDownloader:
         await _load_async_engine()
         from ._engines._asyncio import AsyncLoop, adrive
 
-        run = _Run(_observers(self._progress), None)
+        run = _Run(_observers(self._progress), None, None, self.config.settings)
         feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
         runner = self._runner = AsyncLoop(self.config.settings, feeder.capacity)
         try:

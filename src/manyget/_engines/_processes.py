@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._fetch import preflight
+from .._fetch import add_cookie_lines, cookie_lines, preflight
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -108,13 +108,16 @@ def _worker(
             # Short waits while more jobs may arrive; longer ones once the inbox is closed.
             ended = loop.wait(1.0 if closed and not pending else _REFILL)
             if ended:
-                outbox.put((wid, [(job.index, attempt) for job, attempt in ended]))
+                outbox.put((wid, [(job.index, attempt) for job, attempt in ended], None))
     finally:
         # Stopped (SIGTERM) or done: the attempts cut short tell the parent what they kept.
         cancelled = loop.close()
-        if cancelled:
+        # The cookies this worker's transfers set go to the parent, for the run's jar.
+        cookies = cookie_lines(settings) if settings.request.cookie_jar else None
+        if cancelled or cookies:
             with contextlib.suppress(Exception):
-                outbox.put((wid, [(job.index, attempt) for job, attempt in cancelled]))
+                done = [(job.index, attempt) for job, attempt in cancelled]
+                outbox.put((wid, done, cookies))
 
 
 @dataclass
@@ -131,6 +134,7 @@ class _Pool:
 
     def __init__(self, settings: Settings, concurrency: int) -> None:
         self._ctx = _context()
+        self._run_settings = settings  # the run's own, whose cookie store gathers workers'
         self._prefix = os.path.join(settings.dest, "")
         nworkers = max(1, min(os.cpu_count() or 1, concurrency))
         if settings.rate or settings.host_rate:  # each worker caps its share
@@ -171,9 +175,11 @@ class _Pool:
             self.slots[wid].inbox.put(jobs)
         self._batches.clear()
         try:
-            wid, done = self._outbox.get(timeout=min(timeout, _POLL))
+            wid, done, cookies = self._outbox.get(timeout=min(timeout, _POLL))
         except queue.Empty:
             return list(self._replace_dead())
+        if cookies:
+            add_cookie_lines(self._run_settings, cookies)
         held = self.slots[wid].held
         return [(held.pop(index), attempt) for index, attempt in done]
 
@@ -224,11 +230,13 @@ class _Pool:
         """Attempts waiting in the outbox, for jobs the parent still holds."""
         while True:
             try:
-                wid, done = (
+                wid, done, cookies = (
                     self._outbox.get(timeout=timeout) if timeout else (self._outbox.get_nowait())
                 )
             except (queue.Empty, OSError, ValueError):
                 return
+            if cookies:
+                add_cookie_lines(self._run_settings, cookies)
             held = self.slots[wid].held
             for index, attempt in done:
                 job = held.pop(index, None)

@@ -26,6 +26,8 @@ __all__ = [
     "Blocking",
     "Transfer",
     "Transfers",
+    "add_cookie_lines",
+    "cookie_lines",
     "curl_error",
     "rates_for",
     "read_size",
@@ -95,7 +97,7 @@ def _request_options(curl: Any, settings: Settings) -> None:
         curl.setopt(pycurl.NETRC, pycurl.NETRC_OPTIONAL)
         if request.netrc_file is not None:
             curl.setopt(pycurl.NETRC_FILE, request.netrc_file)
-    if request.cookies or request.cookie_file is not None:
+    if request.cookies or request.cookie_file is not None or request.cookie_jar is not None:
         curl.setopt(pycurl.COOKIEFILE, request.cookie_file or "")  # "": the engine, no file
         curl.setopt(pycurl.SHARE, _cookie_share(settings))
     if request.proxy is not None:
@@ -142,6 +144,36 @@ def _cookie_share(settings: Settings) -> Any:
             share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
             weakref.finalize(settings, _shares.pop, id(settings), None)
         return share
+
+
+def cookie_lines(settings: Settings) -> list[str]:
+    """Every cookie of the run in this process, as Netscape cookie-file lines."""
+    with _share_lock:
+        share = _shares.get(id(settings))
+    if share is None:
+        return []
+    import pycurl
+
+    curl = pycurl.Curl()
+    try:
+        curl.setopt(pycurl.SHARE, share)
+        return [str(line) for line in curl.getinfo(pycurl.INFO_COOKIELIST)]
+    finally:
+        curl.close()
+
+
+def add_cookie_lines(settings: Settings, lines: list[str]) -> None:
+    """Add Netscape cookie-file ``lines`` (another process's) to the run's cookies here."""
+    import pycurl
+
+    curl = pycurl.Curl()
+    try:
+        curl.setopt(pycurl.COOKIEFILE, "")
+        curl.setopt(pycurl.SHARE, _cookie_share(settings))
+        for line in lines:
+            curl.setopt(pycurl.COOKIELIST, line)
+    finally:
+        curl.close()
 
 
 _rates: dict[int, Rates] = {}  # id(settings) -> its run's caps in this process
