@@ -516,3 +516,20 @@ def test_summary_says_when_the_per_host_limit_held_the_run_back(
     fast = manyget_cli("get", "-d", str(free), "--per-host", "24", *urls)
     assert fast.returncode == 0, fast.stderr
     assert "per-host limit" not in fast.stderr
+
+
+@pytest.mark.parametrize("engine", ["multi", "sequential", "threads", "processes", "asyncio"])
+def test_big_files_in_flight_get_byte_bars(server: Server, engine: str, tmp_path: Path) -> None:
+    """A file over 8 MB gets a byte bar of its own under the main bar while it comes in
+    (capped at 10 MiB/s so that it takes a second), on every engine; small files do not."""
+    code, screen = on_a_terminal(
+        ["get", "-d", str(tmp_path), "--engine", engine, "--limit-rate", "10M",
+         f"{server.url}/bytes/10000000", f"{server.url}/bytes/1000"]
+    )  # fmt: skip
+    assert code == 0, screen
+    frames = screen.replace("\r", "\n").split("\n")
+    bars = [f for f in frames if f.startswith("10000000:")]
+    assert bars, frames
+    assert any(re.search(r"\d+%\|.*\| *[\d.]+M/10\.0M", f) for f in bars), bars
+    assert not any(f.startswith("1000:") for f in frames)
+    assert (tmp_path / "10000000").stat().st_size == 10_000_000

@@ -8,6 +8,8 @@ attach them; library code only calls them.
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from ._jobs import mask_url
@@ -22,6 +24,11 @@ class Observer(Protocol):
     def result(self, result: Result) -> None: ...
 
     def finished(self, report: Report) -> None: ...
+
+
+def escape(text: str) -> str:
+    """``text`` with control characters shown as escapes, for a terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def describe(result: Result) -> str:
@@ -47,6 +54,9 @@ class Bar:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
         self._bar: Any = None
+        self._files: dict[str, Any] = {}  # byte bars of big files in flight, by name
+        self._stop: threading.Event | None = None
+        self._watcher: threading.Thread | None = None
         self._failed = 0
         self._bytes = 0
         self._seen = 0  # list entries read so far, when the total is not known
@@ -85,6 +95,45 @@ class Bar:
             "seen": f"/{seen:,}+" if seen else "",
         }
 
+    def watch(self, probe: Probe) -> None:
+        """Show byte bars (at most :data:`FILE_BARS`, the largest) of the big files in
+        flight that ``probe()`` lists as (name, bytes so far, expected size)."""
+        stop = self._stop = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(probe, stop), name="manyget-bars", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, probe: Probe, stop: threading.Event) -> None:
+        while not stop.wait(0.25):
+            try:
+                self._draw_files(probe())
+            except Exception:  # a display glitch must never stop a download
+                return
+
+    def _draw_files(self, rows: list[tuple[str, int, int | None]]) -> None:
+        from tqdm import tqdm
+
+        shown = sorted(rows, key=lambda row: -max(row[1], row[2] or 0))[:FILE_BARS]
+        names = {name for name, _, _ in shown}
+        for name in [n for n in self._files if n not in names]:
+            self._files.pop(name).close()  # done (or no longer among the largest)
+        used = {bar.pos for bar in self._files.values()}
+        for name, have, total in shown:
+            bar = self._files.get(name)
+            if bar is None:
+                position = min(p for p in range(1, FILE_BARS + 2) if p not in used
+                               and -p not in used)  # fmt: skip
+                used.add(position)
+                label = name if len(name) <= 24 else name[:11] + "..." + name[-10:]
+                bar = self._files[name] = tqdm(
+                    total=total, desc=escape(label), position=position, leave=False,
+                    file=self.stream, unit="B", unit_scale=True, unit_divisor=1000,
+                    dynamic_ncols=True, mininterval=0,
+                )  # fmt: skip
+            bar.n = have
+            bar.refresh()
+
     def set_total(self, total: int) -> None:
         """The list's length, learnt after the start (counted on another thread)."""
         bar = self._bar
@@ -113,10 +162,19 @@ class Bar:
             print(line, file=stream)
 
     def finished(self, report: Report) -> None:
+        if self._stop is not None and self._watcher is not None:
+            self._stop.set()
+            self._watcher.join(timeout=2)
+        for bar in self._files.values():
+            bar.close()
+        self._files.clear()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
+
+FILE_BARS = 4  # byte bars shown at most, under the main one
+Probe = Callable[[], "list[tuple[str, int, int | None]]"]
 
 _KNOWN = "{n_fmt}/{total_fmt} files{failed}  {received}  {speed}  ETA {remaining}"
 _UNKNOWN = "{n_fmt}{seen} files{failed}  {received}  {speed}"

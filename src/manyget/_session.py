@@ -181,6 +181,13 @@ def _save_cookies(settings: Settings, jar: str) -> None:
         raise DestinationError(f"cannot write cookie jar {jar!r}: {exc.strerror or exc}") from None
 
 
+def _probe(settings: Settings) -> Callable[[], list[tuple[str, int, int | None]]]:
+    from ._fetch import BIG_BODY, inflight_for
+
+    inflight = inflight_for(settings)
+    return lambda: inflight.snapshot(BIG_BODY)
+
+
 class _Run:
     """What one run tells its observers and adds up; every face of the session uses it."""
 
@@ -193,6 +200,11 @@ class _Run:
     ) -> None:
         self.observers = observers
         self._settings = settings
+        if settings is not None:
+            for observer in observers:
+                watch = getattr(observer, "watch", None)
+                if watch is not None:  # byte bars of big files in flight
+                    watch(_probe(settings))
         self.tally = tally if tally is not None else Tally()
         self._start = time.monotonic()
         for observer in observers:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._fetch import add_cookie_lines, cookie_lines, preflight
+from .._fetch import BIG_BODY, add_cookie_lines, cookie_lines, inflight_for, preflight
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -44,7 +44,7 @@ from ._window import failed_attempt
 
 __all__ = ["run"]
 
-_POLL = 0.25  # seconds between checks that every worker is still alive
+_POLL = 0.25  # seconds between checks that every worker is still alive (and reports)
 _REFILL = 0.005  # longest wait on sockets while a worker could take another job
 
 
@@ -84,6 +84,8 @@ def _worker(
     pending: deque[Job] = deque()  # received, waiting for a free transfer
     closed = False
     checked = time.monotonic()
+    inflight = inflight_for(settings)
+    reported = False  # the parent holds a progress report of ours
     try:
         while not closed or loop.busy or pending:
             now = time.monotonic()
@@ -91,6 +93,10 @@ def _worker(
                 checked = now
                 if not _parent_alive(parent):
                     return
+                rows = inflight.snapshot(BIG_BODY)  # byte progress of big bodies only
+                if rows or reported:
+                    outbox.put((wid, [], {"progress": rows}))
+                    reported = bool(rows)
             while loop.free and (pending or not closed):
                 if not pending:
                     try:
@@ -109,15 +115,18 @@ def _worker(
             ended = loop.wait(1.0 if closed and not pending else _REFILL)
             if ended:
                 outbox.put((wid, [(job.index, attempt) for job, attempt in ended], None))
+                if reported and not loop.busy:
+                    outbox.put((wid, [], {"progress": []}))
+                    reported = False
     finally:
         # Stopped (SIGTERM) or done: the attempts cut short tell the parent what they kept.
         cancelled = loop.close()
         # The cookies this worker's transfers set go to the parent, for the run's jar.
-        cookies = cookie_lines(settings) if settings.request.cookie_jar else None
-        if cancelled or cookies:
+        extra = {"cookies": cookie_lines(settings)} if settings.request.cookie_jar else None
+        if cancelled or extra:
             with contextlib.suppress(Exception):
                 done = [(job.index, attempt) for job, attempt in cancelled]
-                outbox.put((wid, done, cookies))
+                outbox.put((wid, done, extra))
 
 
 @dataclass
@@ -175,11 +184,11 @@ class _Pool:
             self.slots[wid].inbox.put(jobs)
         self._batches.clear()
         try:
-            wid, done, cookies = self._outbox.get(timeout=min(timeout, _POLL))
+            wid, done, extra = self._outbox.get(timeout=min(timeout, _POLL))
         except queue.Empty:
             return list(self._replace_dead())
-        if cookies:
-            add_cookie_lines(self._run_settings, cookies)
+        if extra:
+            self._note(wid, extra)
         held = self.slots[wid].held
         return [(held.pop(index), attempt) for index, attempt in done]
 
@@ -226,17 +235,24 @@ class _Pool:
             q.close()
         return late
 
+    def _note(self, wid: int, extra: dict[str, Any]) -> None:
+        """What a worker tells besides attempts: its cookies at the end, its progress."""
+        if "cookies" in extra:
+            add_cookie_lines(self._run_settings, extra["cookies"])
+        if "progress" in extra:
+            inflight_for(self._run_settings).remote[wid] = extra["progress"]
+
     def _collect(self, timeout: float) -> Iterator[tuple[Job, Attempt]]:
         """Attempts waiting in the outbox, for jobs the parent still holds."""
         while True:
             try:
-                wid, done, cookies = (
+                wid, done, extra = (
                     self._outbox.get(timeout=timeout) if timeout else (self._outbox.get_nowait())
                 )
             except (queue.Empty, OSError, ValueError):
                 return
-            if cookies:
-                add_cookie_lines(self._run_settings, cookies)
+            if extra:
+                self._note(wid, extra)
             held = self.slots[wid].held
             for index, attempt in done:
                 job = held.pop(index, None)

@@ -22,6 +22,7 @@ need them, and they are a good part of the start-up time of a short run.
 from __future__ import annotations
 
 from ._curl import (
+    BIG_BODY,
     CANCELLED,
     Blocking,
     Transfer,
@@ -29,6 +30,7 @@ from ._curl import (
     add_cookie_lines,
     cookie_lines,
     curl_error,
+    inflight_for,
     rates_for,
     read_size,
     resume_paused,
@@ -36,6 +38,7 @@ from ._curl import (
 from ._part import preflight
 
 __all__ = [
+    "BIG_BODY",
     "CANCELLED",
     "Blocking",
     "Transfer",
@@ -43,6 +46,7 @@ __all__ = [
     "add_cookie_lines",
     "cookie_lines",
     "curl_error",
+    "inflight_for",
     "preflight",
     "rates_for",
     "read_size",

@@ -95,6 +95,11 @@ class Body:
         self._field: Field | None = None
         self._length: int | None = None
 
+    @property
+    def expected(self) -> int | None:
+        """The whole file's size, when the response said it."""
+        return self._length
+
     def request_headers(self) -> list[tuple[str, str]]:
         if not self.offset or self._saved is None or self._saved.validator is None:
             return []

@@ -22,6 +22,7 @@ from ._body import Body
 from ._rate import Rates
 
 __all__ = [
+    "BIG_BODY",
     "CANCELLED",
     "Blocking",
     "Transfer",
@@ -29,6 +30,7 @@ __all__ = [
     "add_cookie_lines",
     "cookie_lines",
     "curl_error",
+    "inflight_for",
     "rates_for",
     "read_size",
     "resume_paused",
@@ -176,6 +178,53 @@ def add_cookie_lines(settings: Settings, lines: list[str]) -> None:
         curl.close()
 
 
+BIG_BODY = 8_000_000  # bodies this large get byte progress of their own (bars, reports)
+
+
+class Inflight:
+    """The transfers of one run in this process, and worker processes' reports of theirs:
+    how far each body has come, for byte progress (read from another thread: a snapshot
+    may be a moment old, never wrong about which file is which)."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        self._transfers: weakref.WeakSet[Transfer] = weakref.WeakSet()
+        self.remote: dict[int, list[tuple[str, int, int | None]]] = {}  # by worker id
+
+    def add(self, transfer: Transfer) -> None:
+        self._transfers.add(transfer)
+
+    def snapshot(self, least: int) -> list[tuple[str, int, int | None]]:
+        """(name, bytes so far, expected size) of each body of ``least`` bytes or more."""
+        rows = []
+        for transfer in list(self._transfers):
+            body, job = transfer._body, transfer.job
+            if body is None or job is None or not body.started:
+                continue
+            have, total = body.offset + body.kept, body.expected
+            if max(have, total or 0) >= least:
+                rows.append((job.name, have, total))
+        for reported in list(self.remote.values()):
+            rows.extend(reported)
+        return rows
+
+
+_inflight: dict[int, Inflight] = {}
+
+
+def inflight_for(settings: Settings) -> Inflight:
+    """What the transfers of one run in this process are doing."""
+    with _share_lock:
+        found = _inflight.get(id(settings))
+        if found is None:
+            import weakref
+
+            found = _inflight[id(settings)] = Inflight()
+            weakref.finalize(settings, _inflight.pop, id(settings), None)
+        return found
+
+
 _rates: dict[int, Rates] = {}  # id(settings) -> its run's caps in this process
 
 
@@ -255,6 +304,7 @@ class Transfer:
     """
 
     __slots__ = (
+        "__weakref__",
         "_away",
         "_away_headers",
         "_body",
@@ -291,6 +341,7 @@ class Transfer:
         cap by sleeping; one among others in a multi handle is paused instead."""
         self.settings = settings
         self._rates = rates_for(settings)
+        inflight_for(settings).add(self)
         self._sleep = sleep
         self.host = ""  # the job's host, for its bandwidth cap
         # Header lines are collected by list.append, called from C with no Python frame,
