@@ -421,48 +421,9 @@ def test_ticker_prints_a_plain_line_at_most_every_interval() -> None:
 
 def test_get_progress_bar_on_a_terminal(server: Server, tmp_path: Path) -> None:
     """On a terminal `get -v` draws a tqdm bar on stderr and prints each result through it."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "manyget",
-                "get",
-                "-v",
-                "-d",
-                str(tmp_path),
-                *(f"{server.flags_url}/{cc.lower()}/{cc.lower()}.gif" for cc in POP20_CC),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=secondary,
-            timeout=60,
-            check=False,
-        )
-        os.close(secondary)
-        secondary = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the terminal's other side is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(primary)
-        if secondary != -1:
-            os.close(secondary)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert proc.returncode == 0
+    urls = [f"{server.flags_url}/{cc.lower()}/{cc.lower()}.gif" for cc in POP20_CC]
+    code, screen = on_a_terminal(["get", "-v", "-d", str(tmp_path), *urls])
+    assert code == 0
     assert re.search(r"20/20 files  \d+\.\d kB  [\d.]+ [kM]?B/s  ETA 00:00", screen), screen
     assert screen.count("OK http://") == 20
 
