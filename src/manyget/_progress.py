@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Never, Protocol
 
-from ._jobs import mask_url
+from ._jobs import mask_text, mask_url, printable
 from ._results import Report, Result, Status
 
 if TYPE_CHECKING:
@@ -28,14 +28,19 @@ class Observer(Protocol):
 
 
 def describe(result: Result) -> str:
-    """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error."""
+    """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error.
+
+    Credentials are masked and every control character escaped (:func:`printable`).
+    """
     url = mask_url(result.url)
     if result.status is Status.OK:
-        return f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
-    if result.status is Status.SKIPPED:
-        return f"SKIPPED {url} -> {result.path}"
-    label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
-    return f"{label} {url}: {result.error}"
+        line = f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
+    elif result.status is Status.SKIPPED:
+        line = f"SKIPPED {url} -> {result.path}"
+    else:
+        label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
+        line = f"{label} {url}: {mask_text(result.error or '')}"
+    return printable(line)
 
 
 class Bar:
@@ -76,6 +81,7 @@ class _Lines:
         self.bar = bar
 
     def emit(self, line: str) -> None:
+        line = printable(line)
         if self.bar is not None:
             self.bar.write(line, self.stream)
         else:
@@ -109,6 +115,8 @@ class JsonLines(_Lines):
     def result(self, result: Result) -> None:
         record = result.to_dict()
         record["url"] = mask_url(result.url)
+        if record.get("error"):
+            record["error"] = mask_text(str(record["error"]))
         import json  # only JSON output needs it; kept out of start-up
 
         print(json.dumps(record), file=self.stream)
