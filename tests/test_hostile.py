@@ -3,6 +3,7 @@ whole hostile list through `manyget get` on every engine."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -231,8 +232,19 @@ def test_hostile_list_on_every_engine(server: Server, engine: str, tmp_path: Pat
     dest = tmp_path / "dest"
     dest.mkdir()
     proc = run_get(
-        "--engine", engine, "--content-disposition", "-j", "4", "-d", str(dest), "-i", str(listing)
+        "--engine",
+        engine,
+        "--content-disposition",
+        "--json",
+        "-j",
+        "4",
+        "-d",
+        str(dest),
+        "-i",
+        str(listing),
     )
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert len(records) == 16
     err = proc.stderr.decode("utf-8", errors="strict")
     assert proc.returncode == 1, err
     assert "Traceback" not in err

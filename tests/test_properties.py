@@ -66,7 +66,7 @@ def test_safe_name_is_always_safe_and_deterministic(url: str) -> None:
 @given(any_url)
 def test_check_url_accepts_only_what_a_client_can_take(url: str) -> None:
     """A URL check_url accepts plans into plain ASCII, bounded, without controls."""
-    problem = check_url(url)
+    problem = check_url(url.strip(" \t\r\n\f\v"))  # plan trims ASCII white space
     (job,) = plan([url])
     if problem is not None:
         assert job.problem is not None
