@@ -75,6 +75,15 @@ def test_2_urls_have_a_maximum_length() -> None:
     assert "65,536" in problem
 
 
+def test_2_a_huge_line_prints_a_short_line() -> None:
+    """A megabyte-long bad line is reported in a line of bounded length."""
+    (job,) = plan(["http://h/" + "a" * 1_000_000])
+    assert job.problem is not None
+    line = describe(Result(url=job.url, path=None, status=Status.ERROR, error=job.problem))
+    assert len(line) < 2200
+    assert "1,000,009 characters" in line
+
+
 def test_3_lone_surrogates_never_raise() -> None:
     """safe_name and plan take strings holding lone surrogates without raising."""
     assert "\udcff" not in safe_name("http://h/a\udcff")

@@ -27,12 +27,17 @@ class Observer(Protocol):
     def finished(self, report: Report) -> None: ...
 
 
+_SHOW_URL = 2000  # characters of a URL shown in a human line
+
+
 def describe(result: Result) -> str:
     """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error.
 
     Credentials are masked and every control character escaped (:func:`printable`).
     """
     url = mask_url(result.url)
+    if len(url) > _SHOW_URL:  # a bad line may be megabytes long: its line number says where
+        url = f"{url[:_SHOW_URL]}... ({len(result.url):,} characters)"
     if result.status is Status.OK:
         line = f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
     elif result.status is Status.SKIPPED:
