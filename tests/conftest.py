@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from manyget import ENGINES
 from manyget._server import Faults, Server
@@ -43,3 +44,15 @@ def engine(request: pytest.FixtureRequest) -> str:
     """Each engine by name: end-to-end tests run once per engine."""
     name: str = request.param
     return name
+
+
+# Property tests (tests/test_properties.py): "ci", the default, keeps the whole file fast;
+# HYPOTHESIS_PROFILE=nightly runs 10^5 examples a test, for a nightly or manual run.
+for _name, _examples in (("ci", 300), ("nightly", 100_000)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -629,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # --help or --version: argparse's own exit
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE  # reported already
     except ManygetError as exc:  # a bad config file
-        print(f"manyget: error: {exc}", file=sys.stderr)
+        _say(f"manyget: error: {exc}")
         return EXIT_USAGE
     if args.command == "config":
         return _show_config(parser, args.config)
@@ -647,21 +647,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("manyget: interrupted", file=sys.stderr)
         return signals.exit_status
     except (DestinationError, ServerError) as exc:
-        print(f"manyget: error: {exc}", file=sys.stderr)
+        _say(f"manyget: error: {exc}")
         return EXIT_LOCAL_IO
     except ManygetError as exc:
-        print(f"manyget: error: {exc}", file=sys.stderr)
+        _say(f"manyget: error: {exc}")
         return EXIT_USAGE
+
+
+def _say(line: str) -> None:
+    """Print a human line on stderr, its control characters escaped."""
+    from ._jobs import printable
+
+    print(printable(line), file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- get
 
 
 def _open_list(name: str) -> IO[str]:
+    # Bytes that are not UTF-8 become lone surrogates, which planning reports as a bad
+    # line; the rest of the list goes on.
     if name == "-":
-        return sys.stdin
+        try:
+            fd = sys.stdin.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):  # replaced by an in-memory one
+            return sys.stdin
+        return open(fd, encoding="utf-8", errors="surrogateescape", newline=None, closefd=False)
     try:
-        return open(name, encoding="utf-8", errors="replace", newline=None)
+        return open(name, encoding="utf-8", errors="surrogateescape", newline=None)
     except OSError as exc:
         from ._exceptions import InputError
 
@@ -882,7 +895,7 @@ def _print_summary(report: Report, *, quiet: bool, partial: bool = False) -> Non
     if quiet and report.ok and not partial:
         return
     prefix = "manyget: stopped; so far: " if partial else "manyget: "
-    print(prefix + report.summary(), file=sys.stderr)
+    _say(prefix + report.summary())
 
 
 # --------------------------------------------------------------------------- flags

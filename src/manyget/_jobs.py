@@ -12,6 +12,8 @@ grows by at most 16 bytes per URL, not by the URLs themselves.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
 import re
 import unicodedata
@@ -19,7 +21,7 @@ from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, TypeAlias, cast
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 __all__ = [
     "PENDING",
@@ -30,6 +32,7 @@ __all__ = [
     "mask_url",
     "plan",
     "plan_lines",
+    "printable",
     "read_url_lines",
     "safe_name",
     "split_entry",
@@ -37,17 +40,23 @@ __all__ = [
     "with_suffix",
 ]
 
-MAX_NAME_BYTES = 255
+# Every file manyget creates fits the usual 255-byte limit of a file name: NAME, the
+# partial file ".NAME.part" (6 bytes more) and its sidecar ".NAME.part.json" (11 more).
+FS_NAME_BYTES = 255
+MAX_NAME_BYTES = FS_NAME_BYTES - len("..part.json")  # 244
+MAX_URL_BYTES = 65536  # after IRI-to-URI encoding; libcurl's own limit is 8 MB
 _SCHEMES = frozenset({"http", "https"})
 _BAD_URL_CHARS = re.compile(r"[\x00-\x20\x7f]")
-# Bidi controls and other invisible format characters that disguise a name.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Categories never allowed in a URL (raw) or a name: controls (C0, C1), format and bidi
+# characters (invisible), surrogates (undecodable input), line and paragraph separators.
+_HOSTILE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _UNSAFE_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_ASCII_SPACE = " \t\r\n\f\v"
 _WINDOWS_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL"}
-    | {f"COM{i}" for i in range(1, 10)}
-    | {f"LPT{i}" for i in range(1, 10)}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{dev}{i}" for dev in ("COM", "LPT") for i in "0123456789\u00b9\u00b2\u00b3"}
 )
 
 
@@ -80,15 +89,85 @@ class Job:
 
 
 def check_url(url: str) -> str | None:
-    """Return why ``url`` cannot be downloaded, or ``None`` if it can."""
-    return _inspect(url)[0]
+    """Return why ``url`` cannot be downloaded, or ``None`` if it can (see :func:`to_uri`)."""
+    problem, uri = to_uri(url)
+    return problem or _inspect(uri)[0]
+
+
+def to_uri(url: str) -> tuple[str | None, str]:
+    """``(problem, url)``: the one IRI-to-URI rule, applied before any client sees a URL.
+
+    Non-ASCII text in the user name, password, path and query is percent-encoded as
+    UTF-8 (RFC 3987), the host is IDNA-encoded, a fragment (never sent) is dropped, and
+    every ``@`` but the last in the authority is encoded (the last one ends the user
+    information, as WHATWG and browsers read it). A URL with control, format (bidi),
+    separator or space characters, bytes that were not UTF-8 (lone surrogates), an
+    invalid international host or more than :data:`MAX_URL_BYTES` is refused with the
+    reason. A plain ASCII URL with at most one ``@`` comes back unchanged.
+    """
+    if not url:
+        return "empty URL", url
+    if len(url) > MAX_URL_BYTES:
+        return f"URL longer than {MAX_URL_BYTES:,} bytes", url
+    if _BAD_URL_CHARS.search(url):
+        return "URL contains spaces or control characters", url
+    if url.isascii():
+        if url.count("@", 0, _authority_end(url)) < 2:
+            return None, url
+    else:
+        for ch in url:
+            if ord(ch) > 0x7E and (ch.isspace() or unicodedata.category(ch) in _HOSTILE):
+                if "\ud800" <= ch <= "\udfff":
+                    return "URL contains bytes that are not UTF-8", url
+                return "URL contains spaces, control or format characters", url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None, url  # no authority to rebuild; _inspect says what is wrong
+    end = _authority_end(url) - len(scheme) - 3
+    authority, tail = rest[:end], rest[end:].partition("#")[0]
+    userinfo, at, hostport = authority.rpartition("@")
+    if at:
+        userinfo = _encode_text(userinfo.replace("@", "%40")) + "@"
+    if not hostport.isascii():
+        host, colon, port = hostport, "", ""
+        if not hostport.endswith("]"):
+            host, colon, port = hostport.rpartition(":")
+            if not colon or not port.isdigit():
+                host, colon, port = hostport, "", ""
+        try:
+            host = ".".join(
+                label.encode("idna").decode("ascii") if not label.isascii() else label
+                for label in host.lower().split(".")
+            )
+        except UnicodeError as exc:
+            return f"bad international host name: {exc}", url
+        hostport = host + colon + port
+    uri = f"{scheme}://{userinfo}{hostport}{_encode_text(tail)}"
+    if len(uri) > MAX_URL_BYTES:
+        return f"URL longer than {MAX_URL_BYTES:,} bytes", url
+    return None, uri
+
+
+def _authority_end(url: str) -> int:
+    """Where the authority of ``scheme://authority/...`` ends (the length of ``url``
+    when it has no path, query or fragment)."""
+    start = url.find("://")
+    if start < 0:
+        return 0
+    start += 3
+    ends = [i for i in (url.find(c, start) for c in "/?#") if i >= 0]
+    return min(ends) if ends else len(url)
+
+
+def _encode_text(text: str) -> str:
+    return _NON_ASCII.sub(lambda m: quote(m.group(), safe=""), text)
 
 
 def _inspect(url: str) -> tuple[str | None, SplitResult | None, str]:
-    """Split ``url`` once: (problem, parts, host key for per-host limits)."""
+    """Split ``url`` (already through :func:`to_uri`) once: (problem, parts, host key)."""
     if not url:
         return "empty URL", None, ""
-    if _BAD_URL_CHARS.search(url):
+    if _BAD_URL_CHARS.search(url) or not url.isascii():
         return "URL contains spaces or control characters", None, ""
     try:
         parts = urlsplit(url)
@@ -108,6 +187,24 @@ def _inspect(url: str) -> tuple[str | None, SplitResult | None, str]:
     return None, parts, key
 
 
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def mask_text(text: str) -> str:
+    """``text`` with the user information of every URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub(r"\1***@", text) if "@" in text else text
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: every character Python does not call printable
+    (controls such as ESC and newline, bidi and other format characters, separators,
+    lone surrogates) is shown as its escape, e.g. ``\\x1b``. Every human line manyget
+    prints goes through this; JSON output has its own escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def mask_url(url: str) -> str:
     """``url`` with any ``user:password@`` replaced by ``***@``, for printing."""
     scheme, sep, rest = url.partition("://")
@@ -123,30 +220,32 @@ def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, entry)`` from a URL list, lazily.
 
     Blank lines and ``#`` comments are skipped; a byte-order mark, CR/LF endings and
-    surrounding white space are removed. An entry is a URL, optionally followed by a tab
+    surrounding ASCII white space are removed (other white space, such as U+0085 or
+    U+2028, stays and makes the line a bad one). An entry is a URL, optionally followed by a tab
     and ``sha256=HEX`` (see :func:`split_entry`).
     """
     for number, raw in enumerate(lines, start=1):
         text = raw.lstrip("\ufeff") if number == 1 else raw
-        text = text.strip(" \r\n")
-        if text.strip() and not text.lstrip().startswith("#"):
-            yield number, text.strip()
+        text = text.strip(_ASCII_SPACE)
+        if text and not text.startswith("#"):
+            yield number, text
 
 
 def split_entry(entry: str) -> tuple[str, str | None, str | None]:
     """Split ``URL<TAB>sha256=HEX`` into the URL, the checksum and a problem, if any."""
     url, tab, rest = entry.partition("\t")
-    url = url.strip()
+    url = url.strip(_ASCII_SPACE)
     if not tab:
         return url, None, None
     checksum = None
     for field in rest.split("\t"):
-        key, eq, value = field.strip().partition("=")
-        if not field.strip():
+        field = field.strip(_ASCII_SPACE)
+        key, eq, value = field.partition("=")
+        if not field:
             continue
         if key.lower() != "sha256" or not eq:
-            return url, None, f"unknown field {field.strip()!r} (expected sha256=HEX)"
-        value = value.strip().lower()
+            return url, None, f"unknown field {field!r} (expected sha256=HEX)"
+        value = value.strip(_ASCII_SPACE).lower()
         if not _SHA256.fullmatch(value):
             return url, None, "sha256 must be 64 hexadecimal digits"
         checksum = value
@@ -156,11 +255,20 @@ def split_entry(entry: str) -> tuple[str, str | None, str | None]:
 def safe_name(url: str) -> str:
     """The file name for ``url``: the last path segment, made safe to create anywhere.
 
-    The result has no path separators, no ``..``, no control or bidi characters, no
-    leading dot, no reserved Windows device name, and is at most 255 bytes of UTF-8,
-    shortened on a character boundary keeping the extension.
+    The result has no path separators, no ``..``, no control, format (bidi), separator
+    or surrogate characters, no leading dot, no reserved Windows device name, and is at
+    most :data:`MAX_NAME_BYTES` (244) bytes of UTF-8, so that ``.NAME.part.json`` too
+    fits 255 bytes; it is shortened on a character boundary keeping the extension.
+    It never raises for any string: a URL that cannot be split (a bad IPv6 literal, a
+    host that is not a host) is named from its text after the last ``/``, else
+    ``download``.
     """
-    return _name_from(urlsplit(url))
+    _, uri = to_uri(url)
+    try:
+        return _name_from(urlsplit(uri))
+    except ValueError:
+        segment = uri.partition("#")[0].partition("?")[0].rsplit("/", 1)[-1]
+        return clean_name(unquote(segment, errors="replace")) or "download"
 
 
 def _name_from(parts: SplitResult) -> str:
@@ -168,74 +276,137 @@ def _name_from(parts: SplitResult) -> str:
     segment = unquote(path.rsplit("/", 1)[-1], errors="replace")
     name = clean_name(segment)
     if not name:
-        host = parts.hostname or "download"
-        name = clean_name(f"{host}.index" if path.strip("/") == "" else "index")
+        try:
+            host = parts.hostname or "download"
+        except ValueError:
+            host = "download"
+        name = clean_name(f"{host}.index" if path.strip("/") == "" else "index") or "index"
     return name
 
 
 def clean_name(text: str) -> str:
     """``text`` made safe as one file name (see :func:`safe_name`); may be empty."""
-    name = unicodedata.normalize("NFC", text)
-    name = _INVISIBLE.sub("", name)
+    name = text
+    if not name.isascii():
+        # Format and bidi characters are invisible: dropped; other controls, separators
+        # and surrogates (bytes that were not UTF-8) become "_".
+        name = "".join(_safe_char(ch) for ch in name)
+        name = unicodedata.normalize("NFC", name)
     name = _UNSAFE_NAME_CHARS.sub("_", name)
     name = name.strip().lstrip(".").rstrip(". ")
     if not name:
         return ""
-    if name.partition(".")[0].upper() in _WINDOWS_RESERVED:
+    if name.partition(".")[0].rstrip(" .").upper() in _WINDOWS_RESERVED:
         name = f"_{name}"
     return _shorten(name, MAX_NAME_BYTES)
 
 
-_DISPOSITION_STAR = re.compile(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", re.IGNORECASE)
-_DISPOSITION = re.compile(r'filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))', re.IGNORECASE)
+def _safe_char(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ""
+    if category in _HOSTILE or category == "Zs":
+        return "_"
+    return ch
+
+
+# One parameter of a header value: a token, "=", then a quoted string or a token.
+_PARAMETER = re.compile(r'\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)\s*(?:;|$)')
+_CHARSETS = frozenset({"utf-8", "iso8859-1", "ascii"})  # codecs.lookup() names
 
 
 def disposition_name(value: str | None) -> str | None:
     """The safe file name a ``Content-Disposition`` header asks for, if any.
 
-    ``filename*`` (RFC 5987, percent-encoded) wins over ``filename``. Only the last
+    Parameters are read one by one (``notfilename=`` is not ``filename=``). As RFC 6266
+    says, ``filename*`` (RFC 5987: ``charset'lang'percent-encoded``) wins over
+    ``filename`` wherever each stands; its charset must be UTF-8, ISO-8859-1 or ASCII,
+    and any other (unknown, broken) makes it count as absent. Raw bytes in ``filename``
+    are read as UTF-8 when they are valid UTF-8, else as ISO-8859-1. Only the last
     segment of whatever path the server sends is kept, then cleaned like any name.
+    ``None`` means the header names no usable file: the URL's name stays. Never raises.
     """
     if not value:
         return None
-    raw: str | None = None
-    star = _DISPOSITION_STAR.search(value)
-    if star:
-        charset = star.group(1).strip() or "utf-8"
-        try:
-            raw = unquote(star.group(2).strip(), encoding=charset, errors="replace")
-        except LookupError:
-            raw = None
-    if raw is None:
-        plain = _DISPOSITION.search(value)
-        if plain is None:
-            return None
-        raw = plain.group(1) if plain.group(1) is not None else plain.group(2).strip()
-        raw = re.sub(r"\\(.)", r"\1", raw)
-    segment = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    star: str | None = None
+    plain: str | None = None
+    _, _, params = value.partition(";")
+    at = 0
+    while at < len(params):
+        match = _PARAMETER.match(params, at)
+        if match is None:  # not a parameter: skip to the next ";"
+            semicolon = params.find(";", at)
+            if semicolon < 0:
+                break
+            at = semicolon + 1
+            continue
+        at = match.end()
+        key, raw = match[1].lower(), match[2].strip()
+        if key == "filename*" and star is None:
+            star = _extended(raw)
+        elif key == "filename" and plain is None:
+            plain = _unquote_header(raw)
+    name = star if star is not None else plain
+    if name is None:
+        return None
+    segment = name.replace("\\", "/").rsplit("/", 1)[-1]
     return clean_name(segment) or None
 
 
+def _extended(raw: str) -> str | None:
+    """The text of an RFC 5987 ``charset'lang'value``, or None if it cannot be read."""
+    charset, quote1, rest = raw.partition("'")
+    _lang, quote2, encoded = rest.partition("'")
+    if not (quote1 and quote2):
+        return None
+    try:
+        codec = codecs.lookup(charset.strip() or "utf-8").name
+    except (LookupError, ValueError):
+        return None
+    if codec not in _CHARSETS:
+        return None
+    return unquote(encoded.strip(), encoding=codec, errors="replace")
+
+
+def _unquote_header(raw: str) -> str:
+    if raw.startswith('"'):
+        raw = raw[1:-1] if len(raw) > 1 and raw.endswith('"') else raw[1:]
+        raw = re.sub(r"\\(.)", r"\1", raw)
+    if not raw.isascii():
+        # Headers arrive decoded as ISO-8859-1: undo that if the bytes are UTF-8.
+        with contextlib.suppress(UnicodeError):
+            raw = raw.encode("latin-1").decode("utf-8")
+    return raw
+
+
+_MAX_EXT_BYTES = 16  # a longer "extension" is not one: it is cut like the rest
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    """``(stem, ".ext")``, the extension kept only if it is short (else ``""``)."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode(errors="replace")) > _MAX_EXT_BYTES - 1:
+        return name, ""
+    return stem, f".{ext}"
+
+
 def _shorten(name: str, limit: int) -> str:
-    raw = name.encode()
+    raw = name.encode(errors="replace")
     if len(raw) <= limit:
         return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or len(ext.encode()) > 16:
-        stem, ext = name, ""
-    tail = f".{ext}" if ext else ""
-    room = limit - len(tail.encode())
-    cut = stem.encode()[:room].decode(errors="ignore")
+    stem, tail = _split_ext(name)
+    room = max(0, limit - len(tail.encode()))
+    cut = stem.encode(errors="replace")[:room].decode(errors="ignore").rstrip(". ")
     return cut + tail
 
 
 def with_suffix(name: str, tag: str) -> str:
-    """``name`` with ``~tag`` before its extension, still within 255 bytes."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    tail = f".{ext}" if ext else ""
-    return _shorten(stem, MAX_NAME_BYTES - len(tail.encode()) - len(tag) - 1) + f"~{tag}{tail}"
+    """``name`` with ``~tag`` before its extension, still within :data:`MAX_NAME_BYTES`."""
+    stem, tail = _split_ext(name)
+    room = MAX_NAME_BYTES - len(tail.encode(errors="replace")) - len(tag.encode()) - 1
+    return _shorten(stem, room) + f"~{tag}{tail}"
 
 
 def url_tag(url: str, salt: int = 0) -> str:
@@ -245,7 +416,8 @@ def url_tag(url: str, salt: int = 0) -> str:
 
 def _digest(text: str) -> int:
     """A non-zero 64-bit digest of ``text`` (zero marks an empty slot in ``_DigestSet``)."""
-    value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    data = text.encode(errors="surrogatepass")
+    value = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
     return value or 1
 
 
@@ -320,6 +492,8 @@ class _Origins:
 
     def quick(self, url: str) -> tuple[str, str] | None:
         """``(name, host key)`` for a plain URL of a known origin, else None."""
+        if len(url) > MAX_URL_BYTES:
+            return None
         scheme, sep, rest = url.partition("://")
         end = len(scheme) + 3 + len(rest.partition("/")[0])
         host = self._hosts.get(url[:end]) if sep else None
@@ -349,7 +523,7 @@ def plan(urls: Iterable[str]) -> Iterator[Job]:
     An entry may carry a checksum, ``URL<TAB>sha256=HEX``: the file is then published only
     if its bytes match.
     """
-    jobs = plan_lines((None, url.strip()) for url in urls)
+    jobs = plan_lines((None, url.strip(_ASCII_SPACE)) for url in urls)
     return cast(Iterator[Job], jobs)  # no PENDING goes in, so none comes out
 
 
@@ -378,6 +552,8 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
         else:
             parts: SplitResult | None = None
             host = ""
+            if problem is None:
+                problem, url = to_uri(url)
             if problem is None:
                 problem, parts, host = _inspect(url)
             if problem is not None or parts is None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
-from ._jobs import mask_url
+from ._jobs import mask_text, mask_url, printable
 from ._results import Report, Result, Status, human_bytes
 
 __all__ = ["Bar", "FailureLines", "JsonLines", "Observer", "Ticker", "VerboseLines", "describe"]
@@ -26,20 +26,25 @@ class Observer(Protocol):
     def finished(self, report: Report) -> None: ...
 
 
-def escape(text: str) -> str:
-    """``text`` with control characters shown as escapes, for a terminal."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+_SHOW_URL = 2000  # characters of a URL shown in a human line
 
 
 def describe(result: Result) -> str:
-    """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error."""
+    """One human line for a result: ``URL -> path (12.3 KB, 0.01s)`` or the error.
+
+    Credentials are masked and every control character escaped (:func:`printable`).
+    """
     url = mask_url(result.url)
+    if len(url) > _SHOW_URL:  # a bad line may be megabytes long: its line number says where
+        url = f"{url[:_SHOW_URL]}... ({len(result.url):,} characters)"
     if result.status is Status.OK:
-        return f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
-    if result.status is Status.SKIPPED:
-        return f"SKIPPED {url} -> {result.path}"
-    label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
-    return f"{label} {url}: {result.error}"
+        line = f"OK {url} -> {result.path} ({result.bytes:,} B, {result.seconds:.2f}s)"
+    elif result.status is Status.SKIPPED:
+        line = f"SKIPPED {url} -> {result.path}"
+    else:
+        label = "NOT FOUND" if result.status is Status.NOT_FOUND else "ERROR"
+        line = f"{label} {url}: {mask_text(result.error or '')}"
+    return printable(line)
 
 
 class Bar:
@@ -127,7 +132,7 @@ class Bar:
                 used.add(position)
                 label = name if len(name) <= 24 else name[:11] + "..." + name[-10:]
                 bar = self._files[name] = tqdm(
-                    total=total, desc=escape(label), position=position, leave=False,
+                    total=total, desc=printable(label), position=position, leave=False,
                     file=self.stream, unit="B", unit_scale=True, unit_divisor=1000,
                     dynamic_ncols=True, mininterval=0,
                 )  # fmt: skip
@@ -237,6 +242,7 @@ class _Lines:
         self.bar = bar
 
     def emit(self, line: str) -> None:
+        line = printable(line)
         if self.bar is not None:
             self.bar.write(line, self.stream)
         else:
@@ -270,6 +276,8 @@ class JsonLines(_Lines):
     def result(self, result: Result) -> None:
         record = result.to_dict()
         record["url"] = mask_url(result.url)
+        if record.get("error"):
+            record["error"] = mask_text(str(record["error"]))
         import json  # only JSON output needs it; kept out of start-up
 
         print(json.dumps(record), file=self.stream)

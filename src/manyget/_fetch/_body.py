@@ -273,10 +273,23 @@ class Body:
                     received=self.kept,
                 )
         saved_as = None
-        if self._rename is not None:
-            saved_as = part.publish_as(self._rename, self.url)
-        else:
-            part.publish()
+        try:
+            if self._rename is not None:
+                saved_as = part.publish_as(self._rename, self.url)
+            else:
+                part.publish()
+        except OSError as exc:  # e.g. a name the file system refuses: this job fails alone
+            self._local_error(exc)
+            left = part.keep(self._memo())
+            kind = AttemptKind.DISK if self._phase is DISK else AttemptKind.LOCAL
+            return Attempt(
+                http_status=status,
+                http_version=self.http_version,
+                kind=kind,
+                error=self._local,
+                received=self.kept,
+                kept=left,
+            )
         return Attempt(
             http_status=status,
             http_version=self.http_version,

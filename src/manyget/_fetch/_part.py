@@ -27,9 +27,7 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
     Files appear under their final names only when complete, so a file already there is
     skipped unless the run overwrites.
     """
-    problem = job.problem
-    if problem is None and not job.url.isascii():  # planning encodes; never hand libcurl this
-        problem = "URL is not plain ASCII after encoding"
+    problem = job.problem  # planning (to_uri) leaves only plain ASCII URLs without one
     if problem is not None:
         return Result(url=job.url, path=None, status=Status.ERROR, attempts=0, error=problem)
     # access() answers the usual "not there" without raising; stat() confirms the rest.
