@@ -676,7 +676,9 @@ def test_server_runs_inside_a_running_event_loop() -> None:
     async def main() -> bytes:
         with Server() as server:
             reader, writer = await asyncio.open_connection(server.host, server.port)
-            writer.write(b"GET /flags/br/metadata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            writer.write(
+                b"GET /flags/br/metadata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             data = await reader.read()
             writer.close()
             await writer.wait_closed()
@@ -693,7 +695,8 @@ def test_stop_closes_keep_alive_connections_and_is_idempotent() -> None:
     idle = connect(server)
     assert fetch(idle, "/flags/br/br.gif")[0] == 200
     busy = socket.create_connection((server.host, server.port), timeout=10)
-    busy.sendall(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")  # never read: writes back up
+    # Never read: the writes back up.
+    busy.sendall(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")
     busy.recv(100)
     start = time.perf_counter()
     server.stop()
