@@ -124,9 +124,9 @@ class _App:
         delay, failure = self.faults.draw(self.rng) if self.faults_active else (0.0, None)
         limits = self.limits
         path = request.path
-        if (
-            len(path) + len(request.query) > limits.max_target
-            or path.count("/") + path.lower().count("%2f") > limits.max_segments
+        if len(path) + len(request.query) > limits.max_target or (
+            path.count("/") + (path.lower().count("%2f") if "%" in path else 0)
+            > limits.max_segments
         ):
             # Before any routing: resolving a huge path would stall every other client.
             return error_exchange(414, request, close=True, delay=delay)
@@ -156,7 +156,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, app: _App) -> None:
         self._app = app
         self._limits = app.limits
-        self._max_buffered = app.limits.max_queued - app.limits.write_high_water
+        self._high_water = app.limits.write_high_water
+        self._max_buffered = app.limits.max_queued - self._high_water
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -179,7 +180,7 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        transport.set_write_buffer_limits(high=self._limits.write_high_water)
+        transport.set_write_buffer_limits(high=self._high_water)
         self._app.connections.add(self)
         self._arm("header", self._limits.header_timeout)
 
@@ -200,13 +201,14 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        if not self._buffer and self._pump is None and self._expiry == "idle":
-            self._arm("header", self._limits.header_timeout)  # a new request begins
-        self._buffer += data
-        if self._pump is None:
-            self._serve_inline()
-        else:
+        if self._pump is not None:
+            self._buffer += data
             self._update_reading()
+            return
+        begins = not self._buffer and self._expiry == "idle"
+        self._buffer += data
+        if not self._serve_inline() and begins and not self._closing:
+            self._arm("header", self._limits.header_timeout)  # a request began, unfinished
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -333,9 +335,11 @@ class _Connection(asyncio.Protocol):
             return error_exchange(exc.status, None)
         return self._app.answer(request)
 
-    def _serve_inline(self) -> None:
-        assert self._transport is not None
-        high_water = self._limits.write_high_water
+    def _serve_inline(self) -> bool:
+        """Answer what can be answered at once; False if no request was complete."""
+        transport = self._transport
+        assert transport is not None
+        high_water = self._high_water
         out: list[bytes] = []
         size = 0
         answered = False
@@ -356,19 +360,21 @@ class _Connection(asyncio.Protocol):
             if size >= high_water:
                 # Write now, so that a client that does not read pauses us (pause_writing)
                 # instead of a whole read's worth of pipelined answers piling up.
-                self._write(b"".join(out))
+                transport.write(b"".join(out))
                 out.clear()
                 size = 0
         else:
             exchange = None
         if out:
-            self._write(b"".join(out))
+            # data_received comes only from a live transport, and nothing here closed it.
+            transport.write(b"".join(out))
         if exchange is not None:
             self._start_pump(exchange)
         elif self._closing or self._eof:
             self._close()
         elif answered:
             self._arm_between_requests()
+        return answered
 
     def _start_pump(self, first: Exchange) -> None:
         self._deadline = None  # busy: delays and streams have their own pace

@@ -46,7 +46,8 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 _DIGITS = re.compile(r"[0-9]{1,18}")  # longer numbers are refused, never parsed
-_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]{0,5})?")
+# uri-host [":" port], less "," so that two Host fields, joined with ", ", never match.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(:[0-9]{0,5})?")
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
@@ -120,22 +121,26 @@ def http_date(timestamp: float | None = None) -> str:
 def find_head_end(buffer: bytes | bytearray) -> int:
     """Index of the blank line ending the head in ``buffer``, or -1 if it is not complete.
 
-    A head whose lines end in a bare LF or hold a bare CR is refused (RFC 9112 allows either
+    An incomplete head that already holds a bare LF or CR is refused (RFC 9112 allows either
     answer): waiting for a CRLF CRLF that will never come would leave the client hanging.
+    ``parse_request`` refuses them in a complete head.
     """
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
-    if end < 0 and len(buffer) > MAX_HEAD:
-        raise BadRequest(431, "request header block larger than 64 KiB")
-    stop = end + 2 if end >= 0 else len(buffer) - buffer.endswith(b"\r")
-    crlf = buffer.count(b"\r\n", 0, stop)
-    if buffer.count(b"\n", 0, stop) != crlf or buffer.count(b"\r", 0, stop) != crlf:
-        raise BadRequest(400, "bare LF or CR in the request head")
+    if end < 0:
+        if len(buffer) > MAX_HEAD:
+            raise BadRequest(431, "request header block larger than 64 KiB")
+        stop = len(buffer) - buffer.endswith(b"\r")
+        crlf = buffer.count(b"\r\n", 0, stop)
+        if buffer.count(b"\n", 0, stop) != crlf or buffer.count(b"\r", 0, stop) != crlf:
+            raise BadRequest(400, "bare LF or CR in the request head")
     return end
 
 
 def parse_request(head: bytes) -> Request:
     """Parse a request head (without its final blank line)."""
     lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        raise BadRequest(400, "bare LF or CR in the request head")
     parts = lines[0].split(b" ")
     if len(parts) != 3:
         raise BadRequest(400, "malformed request line")
@@ -146,7 +151,6 @@ def parse_request(head: bytes) -> Request:
     if match[1] != b"1":
         raise BadRequest(505, "only HTTP/1.x is supported")
     headers: dict[str, str] = {}
-    hosts = 0
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         # A leading space (obsolete line folding) or a space before the colon fails here.
@@ -154,15 +158,15 @@ def parse_request(head: bytes) -> Request:
             raise BadRequest(400, "malformed header field")
         key = name.decode("ascii").lower()
         text = value.strip(b" \t").decode("latin-1")
-        if key == "host":
-            hosts += 1
-            if hosts > 1 or not _HOST.fullmatch(text):
-                raise BadRequest(400, "repeated or malformed Host")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     path, query = _split_target(target.decode("ascii"))
     minor = int(match[2])
-    if minor >= 1 and not hosts:
-        raise BadRequest(400, "HTTP/1.1 request without Host")
+    host = headers.get("host")
+    if host is None:
+        if minor >= 1:
+            raise BadRequest(400, "HTTP/1.1 request without Host")
+    elif not _HOST.fullmatch(host):
+        raise BadRequest(400, "repeated or malformed Host")
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     keep_alive = "close" not in tokens and (minor >= 1 or "keep-alive" in tokens)
     length = headers.get("content-length")
