@@ -15,23 +15,32 @@ answered strictly in arrival order, which is all HTTP/1.1 pipelining needs, in o
   runs, ``data_received`` only buffers (and stops reading once too much is queued). When the
   buffer holds no complete request the pump ends and the connection is inline again.
 
+Back-pressure and limits (``ServerLimits``, see ``_limits``): inline writes go out at least
+every 256 KiB, and whenever the transport's buffer is above that mark (``pause_writing``) or
+too many unanswered request bytes are buffered, the connection stops reading until the client
+catches up. Each connection has one timer for whichever deadline applies: the head of a
+request (from its first byte), the idle time between requests, or a client that takes nothing
+of an answer; a pump that waits on purpose (a delay, a drip) has none.
+
 ``_App`` owns the decisions (faults, routing, what to answer), the protocol only moves bytes.
 An ``Exchange`` says everything the protocol needs: a head, a body or a stream (optionally one
 chunk per ``interval``), whether to close, and whether to end with a TCP reset. A reset after
 bytes were sent first waits (briefly, bounded) until the client has acknowledged them, because
 a reset throws away whatever the kernel has not delivered yet.
 
-``_Listener`` owns the listening sockets and the live connections so that closing it closes
-everything; ``Server`` runs one in a private event loop on a daemon thread, ``serve`` runs one
-on the caller's thread until SIGTERM or Ctrl-C.
+``_Listener`` owns the listening sockets, the accept loop (which stops at the connection cap
+and backs off, logging once, when descriptors run out) and the live connections, so that
+closing it closes everything; ``Server`` runs one in a private event loop on a daemon thread,
+``serve`` runs one on the caller's thread until SIGTERM or Ctrl-C.
 
 TLS (``Server(tls=context)``) is asyncio's own layer between the socket and the protocol, so
 the protocol sees the same callbacks and nothing above changes, with three exceptions. A
 connection reaches ``connection_made`` (and ``open_connections``) only once its handshake is
-done; a handshake still under way is a task of asyncio's, which ``Server`` cancels on stop.
-TLS has no half-close: after the client's EOF the layer shuts the connection down whatever
-``eof_received`` says. And the bytes not yet sent live in two buffers, the TLS layer's and the
-TCP transport's below it, which a reset must both wait for.
+done; a handshake still under way (bounded by the header timeout) is a task of the
+listener's, which it cancels on close. TLS has no half-close: after the client's EOF the
+layer shuts the connection down whatever ``eof_received`` says. And the bytes not yet sent
+live in two buffers, the TLS layer's and the TCP transport's below it, which a reset must both
+wait for.
 """
 
 from __future__ import annotations
