@@ -18,9 +18,11 @@ answered strictly in arrival order, which is all HTTP/1.1 pipelining needs, in o
 Back-pressure and limits (``ServerLimits``, see ``_limits``): inline writes go out at least
 every 256 KiB, and whenever the transport's buffer is above that mark (``pause_writing``) or
 too many unanswered request bytes are buffered, the connection stops reading until the client
-catches up. Each connection has one timer for whichever deadline applies: the head of a
+catches up. Each connection has one deadline for whichever limit applies: the head of a
 request (from its first byte), the idle time between requests, or a client that takes nothing
-of an answer; a pump that waits on purpose (a delay, a drip) has none.
+of an answer; a pump that waits on purpose (a delay, a drip) has none. No timer per
+connection: the listener ticks (once a second, or a quarter of the shortest timeout) and
+closes whatever is due, so a keep-alive request moves its deadline for one addition.
 
 ``_App`` owns the decisions (faults, routing, what to answer), the protocol only moves bytes.
 An ``Exchange`` says everything the protocol needs: a head, a body or a stream (optionally one
@@ -128,6 +130,13 @@ class _App:
         self.connections: set[_Connection] = set()
         self.pumps: set[asyncio.Task[None]] = set()
         self.on_close: Callable[[], None] = _nothing  # the listener may accept again
+        self.clock = 0.0  # the loop's time at the listener's last tick
+
+    def tick(self, now: float) -> None:
+        """Advance the clock and close the connections whose deadline has passed."""
+        self.clock = now
+        for connection in list(self.connections):
+            connection.expire_if_due(now)
 
     def answer(self, request: Request) -> Exchange:
         delay, failure = self.faults.draw(self.rng) if self.faults_active else (0.0, None)
@@ -169,7 +178,6 @@ class _Connection(asyncio.Protocol):
         self._max_buffered = app.limits.max_queued - self._high_water
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
         self._lost = False
@@ -177,9 +185,8 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._writable: asyncio.Future[None] | None = None
-        # One lazily re-armed timer: the deadline moves with every request for the price of
-        # a float; the timer, when it fires early, just sets itself again for the new one.
-        self._timer: asyncio.TimerHandle | None = None
+        # No timer per connection: the listener's tick (``_App.tick``) compares the deadline
+        # with the clock, so moving it on every request costs one addition.
         self._deadline: float | None = None
         self._expiry = "header"  # what the deadline ends: "header", "idle" or "send"
 
@@ -188,7 +195,6 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
         transport.set_write_buffer_limits(high=self._high_water)
         self._app.connections.add(self)
         self._arm("header", self._limits.header_timeout)
@@ -196,9 +202,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._lost = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline = None
         self._app.connections.discard(self)
         if exc is not None:
             logger.debug("manyget server: client connection lost: %s", exc)
@@ -241,15 +245,8 @@ class _Connection(asyncio.Protocol):
     # -- timeouts -----------------------------------------------------------------------
 
     def _arm(self, expiry: str, seconds: float) -> None:
-        assert self._loop is not None
-        deadline = self._loop.time() + seconds
         self._expiry = expiry
-        self._deadline = deadline
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._expire)
+        self._deadline = self._app.clock + seconds
 
     def _arm_between_requests(self) -> None:
         if self._buffer:
@@ -257,16 +254,13 @@ class _Connection(asyncio.Protocol):
         else:
             self._arm("idle", self._limits.keep_alive_timeout)
 
-    def _expire(self) -> None:
-        self._timer = None
+    def expire_if_due(self, now: float) -> None:
+        """Act on the deadline if it has passed; called on every tick of the listener."""
         deadline = self._deadline
-        if self._lost or deadline is None:
+        if deadline is None or now < deadline or self._lost:
             return
-        assert self._loop is not None
+        self._deadline = None
         assert self._transport is not None
-        if self._loop.time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._expire)
-            return
         transport = self._transport
         unsent = transport.get_write_buffer_size()
         logger.debug("manyget server: %s timeout, closing a client connection", self._expiry)
@@ -521,6 +515,8 @@ class _Listener:
         self._handshakes: set[asyncio.Task[None]] = set()
         self.host, self.port = address
         app.on_close = self._resume_accepting
+        app.clock = self._loop.time()
+        self._ticker = self._loop.call_later(app.limits.tick, self._tick)
         self._resume_accepting()
 
     @classmethod
@@ -557,6 +553,10 @@ class _Listener:
     @property
     def open_connections(self) -> int:
         return len(self._app.connections)
+
+    def _tick(self) -> None:
+        self._app.tick(self._loop.time())
+        self._ticker = self._loop.call_later(self._app.limits.tick, self._tick)
 
     def _in_use(self) -> int:
         return len(self._app.connections) + len(self._handshakes)
@@ -638,6 +638,7 @@ class _Listener:
 
     async def aclose(self) -> None:
         self._closed = True
+        self._ticker.cancel()
         self._pause_accepting()
         if self._retry is not None:
             self._retry.cancel()

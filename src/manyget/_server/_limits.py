@@ -27,7 +27,8 @@ class ServerLimits:
     ``RLIMIT_NOFILE``, less 32). ``max_target`` and ``max_segments``: the longest request
     target and the most ``/``-separated segments in its path; longer gets 414.
     ``max_queued``: bytes of pipelined requests plus unsent answers one connection may hold
-    before the server stops reading from it.
+    before the server stops reading from it. Deadlines are checked every ``tick`` seconds, so
+    a timeout may end up to one tick early or late.
     """
 
     header_timeout: float = 10.0
@@ -64,6 +65,12 @@ class ServerLimits:
         if soft == resource.RLIM_INFINITY:
             return _MAX_CONNECTIONS_CEILING
         return max(1, min(soft, _MAX_CONNECTIONS_CEILING) - RESERVED_DESCRIPTORS)
+
+    @property
+    def tick(self) -> float:
+        """Seconds between two checks of the deadlines: a quarter of the shortest, 0.05-1."""
+        shortest = min(self.header_timeout, self.keep_alive_timeout, self.send_timeout)
+        return max(0.05, min(1.0, shortest / 4))
 
     @property
     def write_high_water(self) -> int:
