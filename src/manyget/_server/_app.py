@@ -143,8 +143,8 @@ class _App:
         limits = self.limits
         path = request.path
         if len(path) + len(request.query) > limits.max_target or (
-            path.count("/") + (path.lower().count("%2f") if "%" in path else 0)
-            > limits.max_segments
+            len(path) > limits.max_segments  # else it cannot hold that many "/"
+            and path.count("/") + path.lower().count("%2f") > limits.max_segments
         ):
             # Before any routing: resolving a huge path would stall every other client.
             return error_exchange(414, request, close=True, delay=delay)
@@ -375,8 +375,13 @@ class _Connection(asyncio.Protocol):
             self._start_pump(exchange)
         elif self._closing or self._eof:
             self._close()
-        elif answered:
-            self._arm_between_requests()
+        elif answered:  # _arm_between_requests, inline: this runs for every keep-alive read
+            if self._buffer:
+                self._expiry = "header"
+                self._deadline = self._app.clock + self._limits.header_timeout
+            else:
+                self._expiry = "idle"
+                self._deadline = self._app.clock + self._limits.keep_alive_timeout
         return answered
 
     def _start_pump(self, first: Exchange) -> None:
