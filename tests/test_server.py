@@ -502,7 +502,7 @@ def test_oversized_header_block_is_431(flag_server: Server) -> None:
 
 def test_request_with_body_is_answered_then_closed(flag_server: Server) -> None:
     """A request announcing a body is answered, then the connection closes."""
-    data = raw(flag_server, b"GET /bytes/2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    data = raw(flag_server, b"GET /bytes/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
     assert data.startswith(b"HTTP/1.1 200 ")
     assert b"\r\nConnection: close\r\n" in data
 
@@ -676,7 +676,9 @@ def test_server_runs_inside_a_running_event_loop() -> None:
     async def main() -> bytes:
         with Server() as server:
             reader, writer = await asyncio.open_connection(server.host, server.port)
-            writer.write(b"GET /flags/br/metadata.json HTTP/1.1\r\nConnection: close\r\n\r\n")
+            writer.write(
+                b"GET /flags/br/metadata.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             data = await reader.read()
             writer.close()
             await writer.wait_closed()
@@ -693,7 +695,8 @@ def test_stop_closes_keep_alive_connections_and_is_idempotent() -> None:
     idle = connect(server)
     assert fetch(idle, "/flags/br/br.gif")[0] == 200
     busy = socket.create_connection((server.host, server.port), timeout=10)
-    busy.sendall(b"GET /bytes/1073741824 HTTP/1.1\r\n\r\n")  # never read: writes back up
+    # Never read: the writes back up.
+    busy.sendall(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")
     busy.recv(100)
     start = time.perf_counter()
     server.stop()

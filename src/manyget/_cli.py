@@ -494,6 +494,39 @@ def build_parser() -> _Parser:
         help="also serve /faults/...: routes that misbehave on purpose, to try download "
         "tools on (GET /faults/ lists them; keep such a server on loopback)",
     )
+    serve.add_argument(
+        "--hidden",
+        action="store_true",
+        help="with --data, also serve files and folders whose name starts with a dot",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds a client has to send a request's head; then 408 (default: 10)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=_seconds,
+        default=15.0,
+        metavar="S",
+        help="seconds an idle connection stays open between requests (default: 15)",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a client may take nothing of an answer before it is dropped (default: 30)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="open connections; more wait to be accepted (default: the descriptor limit - 32)",
+    )
     bench = commands.add_parser(
         "bench",
         help="measure manyget's engines against other downloaders on loopback",
@@ -947,9 +980,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ._server import Faults, serve
+    from ._server import Faults, ServerLimits, serve
 
     faults = Faults(delay=args.delay, error_rate=args.error_rate)
+    try:
+        limits = ServerLimits(
+            header_timeout=args.header_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            send_timeout=args.send_timeout,
+            max_connections=args.max_connections,
+        )
+    except ValueError as exc:  # e.g. inf seconds, which argparse lets through
+        print(f"manyget serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     def ready(url: str) -> None:
         print(f"manyget: serving on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -962,6 +1005,8 @@ def _serve(args: argparse.Namespace) -> int:
             data_dir=args.data,
             on_ready=ready,
             fault_routes=args.faults,
+            limits=limits,
+            hidden=args.hidden,
         )
     except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
         pass

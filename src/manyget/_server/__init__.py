@@ -16,6 +16,7 @@ from ._app import Server, serve
 from ._countries import COUNTRY_CODES, COUNTRY_NAMES, POP20_CC, flag_metadata
 from ._faults import Faults, parse_delay
 from ._gif import flag_gif
+from ._limits import ServerLimits
 from ._tls import make_test_certificate, tls_context
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "POP20_CC",
     "Faults",
     "Server",
+    "ServerLimits",
     "flag_gif",
     "flag_metadata",
     "make_test_certificate",

@@ -15,23 +15,34 @@ answered strictly in arrival order, which is all HTTP/1.1 pipelining needs, in o
   runs, ``data_received`` only buffers (and stops reading once too much is queued). When the
   buffer holds no complete request the pump ends and the connection is inline again.
 
+Back-pressure and limits (``ServerLimits``, see ``_limits``): inline writes go out at least
+every 256 KiB, and whenever the transport's buffer is above that mark (``pause_writing``) or
+too many unanswered request bytes are buffered, the connection stops reading until the client
+catches up. Each connection has one deadline for whichever limit applies: the head of a
+request (from its first byte), the idle time between requests, or a client that takes nothing
+of an answer; a pump that waits on purpose (a delay, a drip) has none. No timer per
+connection: the listener ticks (once a second, or a quarter of the shortest timeout) and
+closes whatever is due, so a keep-alive request moves its deadline for one addition.
+
 ``_App`` owns the decisions (faults, routing, what to answer), the protocol only moves bytes.
 An ``Exchange`` says everything the protocol needs: a head, a body or a stream (optionally one
 chunk per ``interval``), whether to close, and whether to end with a TCP reset. A reset after
 bytes were sent first waits (briefly, bounded) until the client has acknowledged them, because
 a reset throws away whatever the kernel has not delivered yet.
 
-``_Listener`` owns the listening sockets and the live connections so that closing it closes
-everything; ``Server`` runs one in a private event loop on a daemon thread, ``serve`` runs one
-on the caller's thread until SIGTERM or Ctrl-C.
+``_Listener`` owns the listening sockets, the accept loop (which stops at the connection cap
+and backs off, logging once, when descriptors run out) and the live connections, so that
+closing it closes everything; ``Server`` runs one in a private event loop on a daemon thread,
+``serve`` runs one on the caller's thread until SIGTERM or Ctrl-C.
 
 TLS (``Server(tls=context)``) is asyncio's own layer between the socket and the protocol, so
 the protocol sees the same callbacks and nothing above changes, with three exceptions. A
 connection reaches ``connection_made`` (and ``open_connections``) only once its handshake is
-done; a handshake still under way is a task of asyncio's, which ``Server`` cancels on stop.
-TLS has no half-close: after the client's EOF the layer shuts the connection down whatever
-``eof_received`` says. And the bytes not yet sent live in two buffers, the TLS layer's and the
-TCP transport's below it, which a reset must both wait for.
+done; a handshake still under way (bounded by the header timeout) is a task of the
+listener's, which it cancels on close. TLS has no half-close: after the client's EOF the
+layer shuts the connection down whatever ``eof_received`` says. And the bytes not yet sent
+live in two buffers, the TLS layer's and the TCP transport's below it, which a reset must both
+wait for.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import signal
@@ -61,15 +73,18 @@ from ._http import (
     parse_request,
     resource_exchange,
 )
+from ._limits import ServerLimits
 from ._resources import Reply, Router
 
 __all__ = ["Server", "serve"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_QUEUED = 256 * 1024  # buffered request bytes before we stop reading from a client
-_WRITE_HIGH_WATER = 256 * 1024
 _BACKLOG = 1024
+_ACCEPT_BATCH = 64  # connections accepted per readiness event, as asyncio does
+_ACCEPT_BACKOFF = 0.5  # seconds without accepting after running out of descriptors
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_DEFAULT_LIMITS = ServerLimits()
 _YIELD_EVERY = 1 << 20  # streamed bytes between turns given to the other connections
 _RESET_FLUSH_TIMEOUT = 2.0  # seconds a reset waits for the bytes before it to be acknowledged
 
@@ -102,18 +117,37 @@ class _App:
         fault_routes: bool,
         *,
         tls: bool = False,
+        limits: ServerLimits = _DEFAULT_LIMITS,
+        hidden: bool = False,
     ) -> None:
         self.faults = faults
         self.faults_active = faults.active
         self.rng = faults.rng()
-        self.router = Router(data_dir)
+        self.router = Router(data_dir, hidden=hidden)
         self.tls = tls
+        self.limits = limits
         self.fault_routes = FaultRoutes(scheme=_scheme(tls)) if fault_routes else None
         self.connections: set[_Connection] = set()
         self.pumps: set[asyncio.Task[None]] = set()
+        self.on_close: Callable[[], None] = _nothing  # the listener may accept again
+        self.clock = 0.0  # the loop's time at the listener's last tick
+
+    def tick(self, now: float) -> None:
+        """Advance the clock and close the connections whose deadline has passed."""
+        self.clock = now
+        for connection in list(self.connections):
+            connection.expire_if_due(now)
 
     def answer(self, request: Request) -> Exchange:
         delay, failure = self.faults.draw(self.rng) if self.faults_active else (0.0, None)
+        limits = self.limits
+        path = request.path
+        if len(path) + len(request.query) > limits.max_target or (
+            len(path) > limits.max_segments  # else it cannot hold that many "/"
+            and path.count("/") + path.lower().count("%2f") > limits.max_segments
+        ):
+            # Before any routing: resolving a huge path would stall every other client.
+            return error_exchange(414, request, close=True, delay=delay)
         if failure is not None:
             return error_exchange(failure, request, delay=delay)
         if request.method not in ("GET", "HEAD"):
@@ -132,43 +166,62 @@ class _App:
         return resource_exchange(target, request, delay=delay)
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, app: _App) -> None:
         self._app = app
+        self._limits = app.limits
+        self._high_water = app.limits.write_high_water
+        self._max_buffered = app.limits.max_queued - self._high_water
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closing = False
+        self._lost = False
         self._eof = False
         self._reading_paused = False
         self._writing_paused = False
         self._writable: asyncio.Future[None] | None = None
+        # No timer per connection: the listener's tick (``_App.tick``) compares the deadline
+        # with the clock, so moving it on every request costs one addition.
+        self._deadline: float | None = None
+        self._expiry = "header"  # what the deadline ends: "header", "idle" or "send"
 
     # -- asyncio callbacks --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        transport.set_write_buffer_limits(high=self._high_water)
         self._app.connections.add(self)
+        self._arm("header", self._limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._lost = True
+        self._deadline = None
         self._app.connections.discard(self)
+        if exc is not None:
+            logger.debug("manyget server: client connection lost: %s", exc)
         if self._pump is not None:
             self._pump.cancel()
         self._wake_writer()
+        self._app.on_close()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._pump is not None:
+            self._buffer += data
+            self._update_reading()
+            return
+        begins = not self._buffer and self._expiry == "idle"
         self._buffer += data
-        if self._pump is None:
-            self._serve_inline()
-        elif len(self._buffer) > _MAX_QUEUED and not self._reading_paused:
-            assert self._transport is not None
-            self._transport.pause_reading()
-            self._reading_paused = True
+        if not self._serve_inline() and begins and not self._closing:
+            self._arm("header", self._limits.header_timeout)  # a request began, unfinished
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -182,16 +235,85 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._wake_writer()
+        self._update_reading()
+
+    # -- timeouts -----------------------------------------------------------------------
+
+    def _arm(self, expiry: str, seconds: float) -> None:
+        self._expiry = expiry
+        self._deadline = self._app.clock + seconds
+
+    def _arm_between_requests(self) -> None:
+        if self._buffer:
+            self._arm("header", self._limits.header_timeout)
+        else:
+            self._arm("idle", self._limits.keep_alive_timeout)
+
+    def expire_if_due(self, now: float) -> None:
+        """Act on the deadline if it has passed; called on every tick of the listener."""
+        deadline = self._deadline
+        if deadline is None or now < deadline or self._lost:
+            return
+        self._deadline = None
+        assert self._transport is not None
+        transport = self._transport
+        unsent = transport.get_write_buffer_size()
+        logger.debug("manyget server: %s timeout, closing a client connection", self._expiry)
+        if self._expiry == "header" and self._buffer and not unsent and not self._closing:
+            error = error_exchange(408, None)
+            transport.write(error.head + error.body)
+            self._close()
+        elif self._expiry != "send" and not unsent and not self._closing:
+            self._close()
+        else:  # a client that does not read: closing would wait for it forever
+            transport.abort()
 
     # -- answering ----------------------------------------------------------------------
 
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+    def _close(self) -> None:
+        self._closing = True
+        transport = self._transport
+        if self._lost or transport is None:
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            # close() flushes first: bound how long a client that does not read can make it wait.
+            self._arm("send", self._limits.send_timeout)
+
+    def _write(self, data: bytes) -> bool:
+        """Hand ``data`` to the transport; False once the connection is going away.
+
+        Writing to a transport that lost its socket makes asyncio log "socket.send() raised
+        exception." for every write after the fifth: stop instead.
+        """
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            self._closing = True
+            return False
+        transport.write(data)
+        return True
+
+    def _update_reading(self) -> None:
+        """Read only while answers flow out and the unanswered requests are few."""
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        pause = self._writing_paused or len(self._buffer) > self._max_buffered
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     def _wake_writer(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -216,32 +338,54 @@ class _Connection(asyncio.Protocol):
             return error_exchange(exc.status, None)
         return self._app.answer(request)
 
-    def _serve_inline(self) -> None:
-        assert self._transport is not None
+    def _serve_inline(self) -> bool:
+        """Answer what can be answered at once; False if no request was complete."""
+        transport = self._transport
+        assert transport is not None
+        high_water = self._high_water
         out: list[bytes] = []
+        size = 0
+        answered = False
         while not self._closing:
             exchange = self._next()
             if exchange is None:
                 break
+            answered = True
             if exchange.delay or exchange.stream is not None or exchange.reset:
                 break
             if self._writing_paused:
                 break
             out.append(exchange.head)
             out.append(exchange.body)
+            size += len(exchange.head) + len(exchange.body)
             if exchange.close:
                 self._closing = True
+            if size >= high_water:
+                # Write now, so that a client that does not read pauses us (pause_writing)
+                # instead of a whole read's worth of pipelined answers piling up.
+                transport.write(b"".join(out))
+                out.clear()
+                size = 0
         else:
             exchange = None
         if out:
-            self._transport.write(b"".join(out))
+            # data_received comes only from a live transport, and nothing here closed it.
+            transport.write(b"".join(out))
         if exchange is not None:
             self._start_pump(exchange)
         elif self._closing or self._eof:
-            self._closing = True
-            self._transport.close()
+            self._close()
+        elif answered:  # _arm_between_requests, inline: this runs for every keep-alive read
+            if self._buffer:
+                self._expiry = "header"
+                self._deadline = self._app.clock + self._limits.header_timeout
+            else:
+                self._expiry = "idle"
+                self._deadline = self._app.clock + self._limits.keep_alive_timeout
+        return answered
 
     def _start_pump(self, first: Exchange) -> None:
+        self._deadline = None  # busy: delays and streams have their own pace
         pump = asyncio.get_running_loop().create_task(self._run_pump(first))
         self._pump = pump
         self._app.pumps.add(pump)
@@ -254,11 +398,11 @@ class _Connection(asyncio.Protocol):
             exchange: Exchange | None = first
             while exchange is not None and not self._closing:
                 if not await self._send(transport, exchange):
-                    self._closing = True
-                    transport.close()
+                    self._close()
                     return
                 await self._drain()
                 exchange = self._next()
+                self._update_reading()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -268,20 +412,21 @@ class _Connection(asyncio.Protocol):
             return
         finally:
             self._pump = None
-        if self._reading_paused and not self._closing:
-            self._reading_paused = False
-            transport.resume_reading()
-        if self._eof and not self._closing:
-            self._closing = True
-            transport.close()
+        self._update_reading()
+        if self._closing:
+            return
+        if self._eof:
+            self._close()
+        else:
+            self._arm_between_requests()
 
     async def _send(self, transport: asyncio.Transport, exchange: Exchange) -> bool:
         """Send one exchange; False if the connection must close afterwards."""
         if exchange.delay:
             await asyncio.sleep(exchange.delay)
         data = exchange.head + exchange.body if exchange.body else exchange.head
-        if data:
-            transport.write(data)
+        if data and not self._write(data):
+            return False
         stream = exchange.stream
         complete = True
         if stream is not None:
@@ -290,9 +435,8 @@ class _Connection(asyncio.Protocol):
                 for chunk in stream:
                     if exchange.interval:
                         await asyncio.sleep(exchange.interval)
-                    if self._closing:
+                    if self._closing or not self._write(chunk):
                         return False
-                    transport.write(chunk)
                     sent += len(chunk)
                     unyielded += len(chunk)
                     if unyielded >= _YIELD_EVERY:
@@ -326,9 +470,11 @@ class _Connection(asyncio.Protocol):
 
     async def _drain(self) -> None:
         if self._writing_paused and not self._closing:
+            self._arm("send", self._limits.send_timeout)
             self._writable = asyncio.get_running_loop().create_future()
             await self._writable
             self._writable = None
+            self._deadline = None
 
 
 def _unsent(transport: asyncio.Transport) -> int:
@@ -347,12 +493,36 @@ def _unsent(transport: asyncio.Transport) -> int:
 
 
 class _Listener:
-    """Listening sockets plus the app; ``aclose`` shuts everything down."""
+    """Listening sockets, their accept loop, and the app; ``aclose`` shuts everything down.
 
-    def __init__(self, servers: list[asyncio.Server], app: _App, address: tuple[str, int]):
-        self._servers = servers
+    The accept loop is ours rather than ``loop.create_server``'s so that it can stop at the
+    connection cap (the kernel's backlog holds the next clients until a connection closes)
+    and back off quietly when the process runs out of descriptors: one warning, then a pause,
+    instead of an error with a traceback for every attempt.
+    """
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        app: _App,
+        tls: ssl.SSLContext | None,
+        address: tuple[str, int],
+    ) -> None:
+        self._sockets = sockets
         self._app = app
+        self._tls = tls
+        self._loop = asyncio.get_running_loop()
+        self._cap = app.limits.connection_cap()
+        self._accepting = False
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._warned = False
+        self._handshakes: set[asyncio.Task[None]] = set()
         self.host, self.port = address
+        app.on_close = self._resume_accepting
+        app.clock = self._loop.time()
+        self._ticker = self._loop.call_later(app.limits.tick, self._tick)
+        self._resume_accepting()
 
     @classmethod
     async def open(
@@ -364,26 +534,22 @@ class _Listener:
         fault_routes: bool,
         *,
         tls: ssl.SSLContext | None = None,
+        limits: ServerLimits = _DEFAULT_LIMITS,
+        hidden: bool = False,
     ) -> _Listener:
-        app = _App(faults, data_dir, fault_routes, tls=tls is not None)
+        app = _App(
+            faults, data_dir, fault_routes, tls=tls is not None, limits=limits, hidden=hidden
+        )
         sockets = _bind(host, port)
-        loop = asyncio.get_running_loop()
-        servers: list[asyncio.Server] = []
         try:
             for sock in sockets:
-                servers.append(
-                    await loop.create_server(
-                        lambda: _Connection(app), sock=sock, backlog=_BACKLOG, ssl=tls
-                    )
-                )
+                sock.listen(_BACKLOG)
         except BaseException:
-            for server in servers:
-                server.close()
             for sock in sockets:
                 sock.close()
             raise
         address = sockets[0].getsockname()
-        return cls(servers, app, (address[0], address[1]))
+        return cls(sockets, app, tls, (address[0], address[1]))
 
     @property
     def url(self) -> str:
@@ -393,16 +559,102 @@ class _Listener:
     def open_connections(self) -> int:
         return len(self._app.connections)
 
+    def _tick(self) -> None:
+        self._app.tick(self._loop.time())
+        self._ticker = self._loop.call_later(self._app.limits.tick, self._tick)
+
+    def _in_use(self) -> int:
+        return len(self._app.connections) + len(self._handshakes)
+
+    def _resume_accepting(self) -> None:
+        if self._accepting or self._closed or self._retry is not None:
+            return
+        if self._in_use() >= self._cap:
+            return
+        self._accepting = True
+        for sock in self._sockets:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            for sock in self._sockets:
+                self._loop.remove_reader(sock.fileno())
+
+    def _after_backoff(self) -> None:
+        self._retry = None
+        self._resume_accepting()
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if self._in_use() >= self._cap:
+                self._pause_accepting()
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    logger.debug("manyget server: accept failed: %s", exc)
+                    continue  # that client gave up already (ECONNABORTED and the like)
+                if not self._warned:
+                    self._warned = True
+                    logger.warning(
+                        "manyget server: cannot accept connections (%s); pausing %.1f s "
+                        "each time this happens (logged once)",
+                        exc.strerror,
+                        _ACCEPT_BACKOFF,
+                    )
+                else:
+                    logger.debug("manyget server: accept failed: %s", exc)
+                self._pause_accepting()
+                self._retry = self._loop.call_later(_ACCEPT_BACKOFF, self._after_backoff)
+                return
+            self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        handshake = self._loop.create_task(self._connect(conn), name="manyget-server-accept")
+        self._handshakes.add(handshake)
+        handshake.add_done_callback(self._handshake_done)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            if self._tls is None:
+                await self._loop.connect_accepted_socket(lambda: _Connection(self._app), conn)
+            else:
+                await self._loop.connect_accepted_socket(
+                    lambda: _Connection(self._app),
+                    conn,
+                    ssl=self._tls,
+                    ssl_handshake_timeout=self._app.limits.header_timeout,
+                )
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            logger.debug("manyget server: connection setup failed: %s", exc)
+            conn.close()
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._handshakes.discard(task)
+        self._resume_accepting()
+
     async def aclose(self) -> None:
-        for server in self._servers:
-            server.close()
+        self._closed = True
+        self._ticker.cancel()
+        self._pause_accepting()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for sock in self._sockets:
+            sock.close()
         for connection in list(self._app.connections):
             connection.abort()
-        for pump in list(self._app.pumps):
-            pump.cancel()
-        await asyncio.gather(*self._app.pumps, return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
+        for task in [*self._app.pumps, *self._handshakes]:
+            task.cancel()
+        await asyncio.gather(*self._app.pumps, *self._handshakes, return_exceptions=True)
 
 
 def _bind(host: str, port: int) -> list[socket.socket]:
@@ -477,6 +729,8 @@ class Server:
         data_dir: str | os.PathLike[str] | None = None,
         fault_routes: bool = True,
         tls: ssl.SSLContext | None = None,
+        limits: ServerLimits = _DEFAULT_LIMITS,
+        hidden: bool = False,
     ) -> None:
         if data_dir is not None and not os.path.isdir(data_dir):
             raise NotADirectoryError(f"data directory not found: {os.fspath(data_dir)!r}")
@@ -489,6 +743,8 @@ class Server:
         self._data_dir = data_dir
         self._fault_routes = fault_routes
         self._tls = tls
+        self._limits = limits
+        self._hidden = hidden
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -560,6 +816,8 @@ class Server:
                         self._data_dir,
                         self._fault_routes,
                         tls=self._tls,
+                        limits=self._limits,
+                        hidden=self._hidden,
                     )
                 )
             except BaseException as exc:  # handed to start() in the caller's thread
@@ -635,15 +893,18 @@ def serve(
     data_dir: str | os.PathLike[str] | None = None,
     on_ready: Callable[[str], None] | None = None,
     fault_routes: bool = False,
+    limits: ServerLimits = _DEFAULT_LIMITS,
+    hidden: bool = False,
 ) -> None:
     """Serve in the foreground until SIGTERM (returns) or Ctrl-C (raises KeyboardInterrupt).
 
     ``on_ready`` receives the base URL once the socket listens. Bind errors raise ``OSError``.
     The SIGTERM handler is installed only when called from the main thread, and removed on exit.
     ``fault_routes=True`` adds the routes under ``/faults/`` (``manyget serve --faults``); they
-    include an open redirect, so keep such a server on loopback.
+    include an open redirect, so keep such a server on loopback. ``limits`` bounds what each
+    client may take (``ServerLimits``); ``hidden=True`` serves dotfiles under ``data_dir``.
     """
-    asyncio.run(_serve(host, port, faults, data_dir, on_ready, fault_routes))
+    asyncio.run(_serve(host, port, faults, data_dir, on_ready, fault_routes, limits, hidden))
 
 
 async def _serve(
@@ -653,8 +914,12 @@ async def _serve(
     data_dir: str | os.PathLike[str] | None,
     on_ready: Callable[[str], None] | None,
     fault_routes: bool,
+    limits: ServerLimits,
+    hidden: bool,
 ) -> None:
-    listener = await _Listener.open(host, port, faults, data_dir, fault_routes)
+    listener = await _Listener.open(
+        host, port, faults, data_dir, fault_routes, limits=limits, hidden=hidden
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     handles_sigterm = False

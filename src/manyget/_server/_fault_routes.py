@@ -502,8 +502,13 @@ class FaultRoutes:
         kind = args[0]
         if kind == "header-too-long":
             size = query.integer("size", _LONG_HEADER, 0, _MAX_LONG_HEADER)
-            long = b"a" * size
-            data = b"HTTP/1.1 200 OK\r\nX-Long: %s\r\nContent-Length: 2\r\n\r\nok" % long
+            # Streamed like any large body, so a client that does not read holds no 8 MiB.
+            return Exchange(
+                head=b"HTTP/1.1 200 OK\r\nX-Long: ",
+                stream=_long_header(size),
+                length=size + 25,
+                close=True,
+            )
         elif kind in RAW_RESPONSES:
             data = RAW_RESPONSES[kind]
         else:
@@ -512,6 +517,16 @@ class FaultRoutes:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _long_header(size: int) -> Generator[bytes, None, None]:
+    """``size`` bytes of "a", then the end of the header-too-long response."""
+    block = b"a" * min(size, 64 * 1024)
+    left = size
+    while left > len(block):
+        yield block
+        left -= len(block)
+    yield block[:left] + b"\r\nContent-Length: 2\r\n\r\nok"
 
 
 def _once(data: bytes) -> Generator[bytes, None, None]:

@@ -45,7 +45,9 @@ CHUNK_SIZE = 64 * 1024  # payload bytes per chunk of a chunked body, unless aske
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,18}")  # longer numbers are refused, never parsed
+# uri-host [":" port], less "," so that two Host fields, joined with ", ", never match.
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]*)(:[0-9]{0,5})?")
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
 
@@ -117,16 +119,28 @@ def http_date(timestamp: float | None = None) -> str:
 
 
 def find_head_end(buffer: bytes | bytearray) -> int:
-    """Index of the blank line ending the head in ``buffer``, or -1 if it is not complete."""
+    """Index of the blank line ending the head in ``buffer``, or -1 if it is not complete.
+
+    An incomplete head that already holds a bare LF or CR is refused (RFC 9112 allows either
+    answer): waiting for a CRLF CRLF that will never come would leave the client hanging.
+    ``parse_request`` refuses them in a complete head.
+    """
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
-    if end < 0 and len(buffer) > MAX_HEAD:
-        raise BadRequest(431, "request header block larger than 64 KiB")
+    if end < 0:
+        if len(buffer) > MAX_HEAD:
+            raise BadRequest(431, "request header block larger than 64 KiB")
+        stop = len(buffer) - buffer.endswith(b"\r")
+        crlf = buffer.count(b"\r\n", 0, stop)
+        if buffer.count(b"\n", 0, stop) != crlf or buffer.count(b"\r", 0, stop) != crlf:
+            raise BadRequest(400, "bare LF or CR in the request head")
     return end
 
 
 def parse_request(head: bytes) -> Request:
     """Parse a request head (without its final blank line)."""
     lines = head.split(b"\r\n")
+    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        raise BadRequest(400, "bare LF or CR in the request head")
     parts = lines[0].split(b" ")
     if len(parts) != 3:
         raise BadRequest(400, "malformed request line")
@@ -147,6 +161,12 @@ def parse_request(head: bytes) -> Request:
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     path, query = _split_target(target.decode("ascii"))
     minor = int(match[2])
+    host = headers.get("host")
+    if host is None:
+        if minor >= 1:
+            raise BadRequest(400, "HTTP/1.1 request without Host")
+    elif not _HOST.fullmatch(host):
+        raise BadRequest(400, "repeated or malformed Host")
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     keep_alive = "close" not in tokens and (minor >= 1 or "keep-alive" in tokens)
     length = headers.get("content-length")

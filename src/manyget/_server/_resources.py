@@ -133,10 +133,54 @@ def bytes_resource(n: int, *, truncate: bool = False) -> Resource:
     return Resource(n, f'"bytes-{n:x}"', GENERATED_LAST_MODIFIED, "application/octet-stream", read)
 
 
-def _file_chunks(path: str, start: int, stop: int) -> Generator[bytes, None, None]:
-    # Blocking reads on the event loop: fine for a local test server, and far simpler than
-    # a thread pool; a file that shrinks meanwhile yields fewer bytes (the caller notices).
-    with open(path, "rb") as file:
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _open_regular(path: str) -> tuple[int, os.stat_result] | Reply:
+    """Open ``path`` for reading without ever blocking; only a regular file is kept.
+
+    ``O_NONBLOCK`` makes the open of a FIFO (or a device) return at once instead of waiting
+    for a writer on the event loop, ``O_NOFOLLOW`` refuses a symlink swapped in after the path
+    was resolved, and the type is checked on the opened descriptor, so nothing can change
+    between the check and the read.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except PermissionError:
+        return FORBIDDEN
+    except (OSError, ValueError):
+        return NOT_FOUND
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return NOT_FOUND
+    if not stat.S_ISREG(st.st_mode):  # directories, FIFOs, devices, sockets
+        os.close(fd)
+        return NOT_FOUND
+    return fd, st
+
+
+def _file_chunks(
+    path: str, identity: tuple[int, int], start: int, stop: int
+) -> Generator[bytes, None, None]:
+    # Blocking reads of a regular file on the event loop: fine for a local server, and far
+    # simpler than a thread pool. The file is opened again (a resource may never be read, and
+    # an open descriptor per answer in flight would be one more thing to leak); if another
+    # file took the name meanwhile, or it shrank, fewer bytes come and the caller closes.
+    opened = _open_regular(path)
+    if isinstance(opened, Reply):
+        return
+    fd, st = opened
+    with open(fd, "rb") as file:
+        if (st.st_dev, st.st_ino) != identity:
+            return
         file.seek(start)
         pos = start
         while pos < stop:
@@ -148,13 +192,18 @@ def _file_chunks(path: str, start: int, stop: int) -> Generator[bytes, None, Non
 
 
 class FileTree:
-    """Files under one root directory; nothing that resolves outside it is ever opened."""
+    """Files under one root directory; nothing that resolves outside it is ever opened.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    A path with a segment that starts with a dot (``.git/config``, ``.env``) is not served,
+    nor a link to one, unless ``hidden``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, hidden: bool = False) -> None:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
             raise NotADirectoryError(f"data directory not found: {os.fspath(root)!r}")
         self.root = real
+        self.hidden = hidden
 
     def resolve(self, path: str) -> Resource | Reply:
         try:
@@ -169,31 +218,38 @@ class FileTree:
         parts = [p for p in parts if p not in ("", ".")]
         if not parts:
             return NOT_FOUND
+        if not self.hidden and any(p.startswith(".") for p in parts):
+            return NOT_FOUND
         full = os.path.realpath(os.path.join(self.root, *parts))
         # realpath resolved every symlink, so this also refuses links that point outside.
         if os.path.commonpath([full, self.root]) != self.root:
             return FORBIDDEN
-        try:
-            st = os.stat(full)
-        except (OSError, ValueError):
+        if not self.hidden and any(
+            p.startswith(".") for p in os.path.relpath(full, self.root).split(os.sep)
+        ):
             return NOT_FOUND
-        if not stat.S_ISREG(st.st_mode):  # directories, FIFOs, devices
-            return NOT_FOUND
+        opened = _open_regular(full)
+        if isinstance(opened, Reply):
+            return opened
+        fd, st = opened
+        os.close(fd)
         content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
         return Resource(
             size=st.st_size,
             etag=f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
             last_modified=http_date(st.st_mtime),
             content_type=content_type,
-            read=functools.partial(_file_chunks, full),
+            read=functools.partial(_file_chunks, full, (st.st_dev, st.st_ino)),
         )
 
 
 class Router:
     """Map a request to what answers it; ``data_dir`` replaces the generated routes."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self.files = None if data_dir is None else FileTree(data_dir)
+    def __init__(
+        self, data_dir: str | os.PathLike[str] | None = None, *, hidden: bool = False
+    ) -> None:
+        self.files = None if data_dir is None else FileTree(data_dir, hidden=hidden)
 
     def route(self, request: Request) -> Resource | Reply:
         if self.files is not None:
