@@ -494,3 +494,16 @@ def test_big_files_in_flight_get_byte_bars(server: Server, engine: str, tmp_path
     assert any(re.search(r"\d+%\|.*\| *[\d.]+M/10\.0M", f) for f in bars), bars
     assert not any(f.startswith("1000:") for f in frames)
     assert (tmp_path / "10000000").stat().st_size == 10_000_000
+
+
+def test_serve_warns_when_it_listens_on_every_interface() -> None:
+    """--host 0.0.0.0 (or ::) is said plainly on start; one address is not."""
+    from manyget._cli import every_interface
+
+    for host in ("0.0.0.0", "::", "[::]", ""):
+        warning = every_interface(host)
+        assert warning is not None
+        assert "listening on every interface" in warning
+        assert "--host 127.0.0.1" in warning
+    assert every_interface("127.0.0.1") is None
+    assert every_interface("::1") is None

@@ -490,7 +490,9 @@ def test_serve_refuses_bad_limits() -> None:
             timeout=15,
         )
         assert done.returncode == 2, args
-        assert done.stderr.strip().splitlines()[-1].startswith("manyget serve: error:"), args
+        lines = done.stderr.strip().splitlines()
+        assert lines[0].startswith("manyget serve: error:"), args
+        assert lines[1:] in ([], ["Try 'manyget serve --help'."]), args  # one line, and help
         assert "Traceback" not in done.stderr
 
 

@@ -979,6 +979,16 @@ def _bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- serve
 
 
+def every_interface(host: str) -> str | None:
+    """The warning for a server bound to every interface, or None for one address."""
+    if host.strip("[]") not in ("", "0.0.0.0", "::", "*"):
+        return None
+    return (
+        f"manyget: warning: listening on every interface ({host or '0.0.0.0'}): anyone who "
+        "can reach this machine can fetch what it serves (--host 127.0.0.1 keeps it local)"
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ._server import Faults, ServerLimits, serve
 
@@ -996,6 +1006,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"manyget: serving on {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        warning = every_interface(args.host)
+        if warning is not None:
+            print(warning, file=sys.stderr, flush=True)
 
     try:
         serve(
