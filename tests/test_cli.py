@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -507,3 +508,32 @@ def test_serve_warns_when_it_listens_on_every_interface() -> None:
         assert "--host 127.0.0.1" in warning
     assert every_interface("127.0.0.1") is None
     assert every_interface("::1") is None
+
+
+def test_serve_reproduces_the_books_slow_and_error_servers() -> None:
+    """--error-status answers every failure with one status (the slow server's 418);
+    --delay-rate delays only that share of requests (the ERROR server's 50%)."""
+    import urllib.error
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "serve", "--port", "0", "--error-rate", "1",
+         "--error-status", "418", "--delay", "5", "--delay-rate", "0", "--seed", "1"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        url = re.search(r"http://\S+", proc.stderr.readline()).group(0)  # type: ignore[union-attr]
+        start = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}/flags/br/br.gif", timeout=10)
+        caught.value.close()  # the error response holds the socket
+        assert caught.value.code == 418
+        assert time.monotonic() - start < 4  # --delay-rate 0: the 5 s delay never applies
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    bad = manyget_cli("serve", "--port", "0", "--error-status", "700")
+    assert bad.returncode == 2
+    assert "error_status must be 400 to 599" in bad.stderr

@@ -355,6 +355,21 @@ def test_if_range_and_if_none_match(flag_server: Server) -> None:
         conn.close()
 
 
+def test_if_modified_since(flag_server: Server) -> None:
+    """If-Modified-Since at or after Last-Modified gets 304; before it, or unreadable, 200;
+    If-None-Match, when present, decides alone (RFC 9110)."""
+    headers = get(flag_server, "/flags/de/de.gif")[1]
+    last = headers["last-modified"]
+    assert get(flag_server, "/flags/de/de.gif", If_Modified_Since=last)[0] == 304
+    later = "Fri, 01 Jan 2100 00:00:00 GMT"
+    assert get(flag_server, "/flags/de/de.gif", If_Modified_Since=later)[0] == 304
+    earlier = "Thu, 01 Jan 1970 00:00:00 GMT"
+    assert get(flag_server, "/flags/de/de.gif", If_Modified_Since=earlier)[0] == 200
+    assert get(flag_server, "/flags/de/de.gif", If_Modified_Since="yesterday")[0] == 200
+    stale = {"If_None_Match": '"other"', "If_Modified_Since": later}
+    assert get(flag_server, "/flags/de/de.gif", **stale)[0] == 200
+
+
 def test_bytes_route_streams_128_mib(flag_server: Server) -> None:
     """/bytes/128MiB arrives complete and correct, streamed chunk by chunk."""
     n = 128 * 1024 * 1024

@@ -487,6 +487,25 @@ def build_parser() -> _Parser:
         metavar="P",
         help="answer this share of requests with a 5xx error",
     )
+    serve.add_argument(
+        "--delay-rate",
+        type=_rate,
+        default=1.0,
+        metavar="P",
+        help="delay only this share of requests (default: 1, every one); the book's ERROR "
+        "server is --delay 0.5 --delay-rate 0.5 --error-rate 0.25",
+    )
+    serve.add_argument(
+        "--error-status",
+        type=_int_at_least(400),
+        default=None,
+        metavar="CODE",
+        help="answer every failure with this status (default: 500, 502 or 503); the book's "
+        "slow server is --delay 0.5:5 --error-rate 0.25 --error-status 418",
+    )
+    serve.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="replay the same faults in order"
+    )
     serve.add_argument("--data", metavar="DIR", default=None, help="serve this folder")
     serve.add_argument(
         "--faults",
@@ -992,7 +1011,17 @@ def every_interface(host: str) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     from ._server import Faults, ServerLimits, serve
 
-    faults = Faults(delay=args.delay, error_rate=args.error_rate)
+    try:
+        faults = Faults(
+            delay=args.delay,
+            delay_rate=args.delay_rate,
+            error_rate=args.error_rate,
+            error_status=args.error_status,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"manyget serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         limits = ServerLimits(
             header_timeout=args.header_timeout,

@@ -34,12 +34,14 @@ class Faults:
 
         Faults(delay=(0.5, 0.5))                                   # DELAY: +0.5 s each
         Faults(delay=(0.5, 0.5), delay_rate=0.5, error_rate=0.25)  # ERROR
+        Faults(delay=(0.5, 5.0), error_rate=0.25, error_status=418)  # the slow server
     """
 
     delay: tuple[float, float] = (0.0, 0.0)
     delay_rate: float = 1.0
     error_rate: float = 0.0
     seed: int | None = None
+    error_status: int | None = None  # one status for every failure (the book's slow server: 418)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delay", _check_delay(self.delay))
@@ -47,6 +49,8 @@ class Faults:
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:  # also rejects NaN
                 raise ValueError(f"{name} must be between 0 and 1, got {rate!r}")
+        if self.error_status is not None and not 400 <= self.error_status <= 599:
+            raise ValueError(f"error_status must be 400 to 599, got {self.error_status!r}")
 
     @property
     def active(self) -> bool:
@@ -64,6 +68,8 @@ class Faults:
         delayed = rng.random() < self.delay_rate
         seconds = rng.uniform(*self.delay)
         status = rng.choice(ERROR_STATUSES)
+        if self.error_status is not None:
+            status = self.error_status
         return (seconds if delayed else 0.0), (status if failed else None)
 
 

@@ -223,6 +223,21 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     return start, min(int(last) + 1, size) if last else size
 
 
+def _unchanged_since(header: str, last_modified: str) -> bool:
+    """True when ``last_modified`` is not later than the date in ``header`` (a date
+    that cannot be read means nothing: the full answer goes out)."""
+    import email.utils
+
+    try:
+        since = email.utils.parsedate_to_datetime(header.strip())
+        modified = email.utils.parsedate_to_datetime(last_modified)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    if since is None or modified is None or since.tzinfo is None:
+        return False
+    return modified <= since
+
+
 def _etag_matches(header: str, etag: str) -> bool:
     """Weak comparison, as If-None-Match requires."""
     if header.strip() == "*":
@@ -295,7 +310,12 @@ def resource_exchange(
     close = not request.keep_alive or request.has_body
     validators = validator_fields(resource)
     inm = headers.get("if-none-match")
-    if inm is not None and _etag_matches(inm, resource.etag):
+    if inm is not None:
+        not_modified = _etag_matches(inm, resource.etag)
+    else:  # RFC 9110 13.1.3: If-Modified-Since only counts without If-None-Match
+        ims = headers.get("if-modified-since")
+        not_modified = ims is not None and _unchanged_since(ims, resource.last_modified)
+    if not_modified:
         head = response_head(304, validators + extra, request, close=close)
         return Exchange(head=head, close=close, delay=delay)
     size = resource.size
