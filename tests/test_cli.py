@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -537,3 +538,32 @@ def test_serve_reproduces_the_books_slow_and_error_servers() -> None:
     bad = manyget_cli("serve", "--port", "0", "--error-status", "700")
     assert bad.returncode == 2
     assert "error_status must be 400 to 599" in bad.stderr
+
+
+def test_checksums_from_the_servers_sha256sums(server: Server, tmp_path: Path) -> None:
+    """--checksums URL verifies each file by name against a sha256sum list (fetched first);
+    a file whose bytes do not match is never published, the others are."""
+    urls = [f"{server.flags_url}/{cc}/{cc}.gif" for cc in ("br", "cn", "jp")]
+    good = tmp_path / "good"
+    good.mkdir()
+    proc = manyget_cli("get", "-d", str(good), "--checksums", f"{server.url}/SHA256SUMS", *urls)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in good.iterdir()) == ["br.gif", "cn.gif", "jp.gif"]
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(
+        f"{'0' * 64}  flags/br/br.gif\n"  # wrong on purpose
+        f"{hashlib.sha256(flag_gif('CN')).hexdigest()} *cn.gif\n"
+        "# a comment, then a BSD line\n"
+        f"SHA256 (jp.gif) = {hashlib.sha256(flag_gif('JP')).hexdigest()}\n"
+    )
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    proc = manyget_cli("get", "-d", str(bad), "--retries", "0", "--checksums", str(sums), *urls)
+    assert proc.returncode == 1
+    assert "sha256 mismatch" in proc.stderr
+    assert sorted(p.name for p in bad.iterdir()) == ["cn.gif", "jp.gif"]
+    broken = tmp_path / "broken"
+    broken.write_text("not a checksum line\n")
+    proc = manyget_cli("get", "-d", str(bad), "--checksums", str(broken), *urls)
+    assert proc.returncode == 2
+    assert "line 1: not a sha256sum line" in proc.stderr

@@ -780,3 +780,38 @@ def test_serve_raises_bind_errors() -> None:
     """serve() on a taken port raises OSError instead of hanging."""
     with Server() as taken, pytest.raises(OSError, match="in use"):
         serve(taken.host, taken.port)
+
+
+def test_sha256sums_lists_every_flag(flag_server: Server) -> None:
+    """/SHA256SUMS is in the sha256sum format and matches every flag and metadata file."""
+    status, headers, body = get(flag_server, "/SHA256SUMS")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    lines = body.decode().splitlines()
+    assert len(lines) == 2 * 194
+    sums = dict(reversed(line.split("  ", 1)) for line in lines)
+    assert sums["flags/br/br.gif"] == hashlib.sha256(flag_gif("BR")).hexdigest()
+    assert sums["flags/br/metadata.json"] == hashlib.sha256(get(
+        flag_server, "/flags/br/metadata.json")[2]).hexdigest()  # fmt: skip
+
+
+def test_sha256sums_of_a_data_folder(tmp_path: Path) -> None:
+    """For --data, the sums of every file served (hidden ones left out), hashed off the
+    event loop; a SHA256SUMS file of the folder itself wins."""
+    (tmp_path / "a.txt").write_bytes(b"alpha")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.bin").write_bytes(b"beta" * 1000)
+    (tmp_path / ".secret").write_text("token")
+    with Server(data_dir=tmp_path) as srv:
+        deadline = time.monotonic() + 10
+        while (answer := get(srv, "/SHA256SUMS"))[0] == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, _, body = answer
+        assert status == 200
+        assert body.decode().splitlines() == [
+            f"{hashlib.sha256(b'alpha').hexdigest()}  a.txt",
+            f"{hashlib.sha256(b'beta' * 1000).hexdigest()}  sub/b.bin",
+        ]
+    (tmp_path / "SHA256SUMS").write_text("own file\n")
+    with Server(data_dir=tmp_path) as srv:
+        assert get(srv, "/SHA256SUMS")[2] == b"own file\n"

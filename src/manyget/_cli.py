@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from ._config import Config
     from ._jobs import _Pending
+    from ._options import Options
     from ._progress import Bar, Observer, Ticker
     from ._results import Report
 
@@ -360,6 +361,12 @@ def build_parser() -> _Parser:
         action="store_true",
         help="name files as the server's Content-Disposition says (made safe; "
         "default: from the URL)",
+    )
+    get.add_argument(
+        "--checksums",
+        metavar="FILE|URL",
+        help="verify each file by name against a sha256sum file (or its URL); a file that "
+        "does not match is never published",
     )
     get.add_argument(
         "--overwrite",
@@ -753,6 +760,25 @@ def _dest(args: argparse.Namespace) -> str:
     return str(args.dest)
 
 
+def _checksums(source: str, options: Options) -> dict[str, str]:
+    """``--checksums``: a sha256sum file, or its URL (fetched first, with the run's own
+    request options, into a temporary folder)."""
+    from ._options import load_checksums
+
+    if not source.lower().startswith(("http://", "https://")):
+        return load_checksums(source)
+    import tempfile
+
+    from ._session import iter_download
+
+    fetch: Options = {k: v for k, v in options.items() if k != "cookie_jar"}  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="manyget-sums-") as folder:
+        (result,) = iter_download([source], folder, **fetch)
+        if not result.ok or result.path is None:
+            raise UsageError(f"cannot fetch checksums from {source}: {result.error}")
+        return load_checksums(result.path)
+
+
 def _count_on_the_side(path: str, extra: int, bar: Bar | Ticker) -> None:
     """Count the entries of list file ``path`` on a thread of its own and give the bar its
     total (plus ``extra`` URLs from the arguments): an ETA from the start, without
@@ -855,39 +881,40 @@ def _get(args: argparse.Namespace) -> int:
 
     if bar is not None and source is not None and not slow:
         _count_on_the_side(args.input, len(args.urls), bar)
-    session = Downloader(
-        dest,
-        progress=observers,
-        engine=args.engine,
-        concurrency=args.jobs,
-        per_host=args.per_host,
-        timeout=args.timeout,
-        retries=RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
-        overwrite=args.overwrite,
-        max_size=args.max_size,
-        limit_rate=args.limit_rate,
-        limit_rate_host=args.limit_rate_host,
-        max_rps=args.max_rps,
-        allow_downgrade=args.allow_downgrade,
-        content_disposition=args.content_disposition,
-        headers=args.headers,
-        user_agent=args.user_agent,
-        referer=args.referer,
-        user=_user(args.user),
-        netrc=args.netrc_file if args.netrc_file is not None else args.netrc,
-        cookies=args.cookie,
-        cookie_jar=args.cookie_jar,
-        proxy=args.proxy,
-        noproxy=args.noproxy,
-        ca_file=args.cacert,
-        ca_path=args.capath,
-        cert=args.cert,
-        key=args.key,
-        insecure=args.insecure,
-        tls_min=args.tls_min,
-        http=args.http,
-        compressed=args.compressed,
-    )
+    options: Options = {
+        "engine": args.engine,
+        "concurrency": args.jobs,
+        "per_host": args.per_host,
+        "timeout": args.timeout,
+        "retries": RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
+        "overwrite": args.overwrite,
+        "max_size": args.max_size,
+        "limit_rate": args.limit_rate,
+        "limit_rate_host": args.limit_rate_host,
+        "max_rps": args.max_rps,
+        "allow_downgrade": args.allow_downgrade,
+        "content_disposition": args.content_disposition,
+        "headers": args.headers,
+        "user_agent": args.user_agent,
+        "referer": args.referer,
+        "user": _user(args.user),
+        "netrc": args.netrc_file if args.netrc_file is not None else args.netrc,
+        "cookies": args.cookie,
+        "cookie_jar": args.cookie_jar,
+        "proxy": args.proxy,
+        "noproxy": args.noproxy,
+        "ca_file": args.cacert,
+        "ca_path": args.capath,
+        "cert": args.cert,
+        "key": args.key,
+        "insecure": args.insecure,
+        "tls_min": args.tls_min,
+        "http": args.http,
+        "compressed": args.compressed,
+    }
+    if args.checksums is not None:
+        options["checksums"] = _checksums(args.checksums, options)
+    session = Downloader(dest, progress=observers, **options)
     if args.insecure:
         where = ""
         if args.config.values.get("insecure"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
@@ -29,6 +30,7 @@ __all__ = [
     "Limits",
     "Options",
     "configure",
+    "load_checksums",
 ]
 
 DEFAULT_CONCURRENCY = 64
@@ -80,6 +82,7 @@ class Options(TypedDict, total=False):
     ca_file: str | os.PathLike[str] | None
     allow_downgrade: bool
     content_disposition: bool
+    checksums: str | os.PathLike[str] | Mapping[str, str] | None
     headers: Mapping[str, str] | Sequence[str] | None
     user_agent: str | None
     referer: str | None
@@ -100,12 +103,15 @@ class Options(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Checked options: the engine to run (or an executor) and how."""
+    """Checked options: the engine to run (or an executor) and how; ``checksums`` maps a
+    file's name (its path in the list of sums, and its last segment when that is unique)
+    to the SHA-256 it must have."""
 
     engine: str
     executor: Executor | None
     limits: Limits
     settings: Settings
+    checksums: Mapping[str, str] | None = None
 
 
 def configure(dest: Path, options: Options) -> Config:
@@ -172,7 +178,11 @@ def configure(dest: Path, options: Options) -> Config:
         allow_downgrade=options.get("allow_downgrade", False),
         content_disposition=options.get("content_disposition", False),
     )
-    return Config(engine=engine, executor=executor, limits=limits, settings=settings)
+    sums = options.get("checksums")
+    checksums = None if sums is None else load_checksums(sums)
+    return Config(
+        engine=engine, executor=executor, limits=limits, settings=settings, checksums=checksums
+    )
 
 
 def _file(value: object, what: str, *, folder: bool = False) -> str | None:
@@ -266,3 +276,49 @@ def _tls(options: Options) -> TLS:
         insecure=options.get("insecure", False),
         min_version=options.get("tls_min"),
     )
+
+
+_SUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+_BSD_LINE = re.compile(r"SHA256 \((.+)\) = ([0-9a-fA-F]{64})")
+
+
+def load_checksums(source: str | os.PathLike[str] | Mapping[str, str]) -> dict[str, str]:
+    """Checksums by name from a ``sha256sum`` file (``HEX  NAME``, ``HEX *NAME`` or the
+    BSD ``SHA256 (NAME) = HEX``; blank lines and ``#`` comments skipped), or a mapping.
+
+    Each name is kept as written, and also by its last segment when no other entry has
+    that last segment, so ``flags/br/br.gif`` checks a file saved as ``br.gif``.
+    """
+    if isinstance(source, Mapping):
+        pairs = [(str(name), str(value).lower()) for name, value in source.items()]
+    else:
+        path = os.fspath(source)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read checksums {path!r}: {exc.strerror or exc}") from None
+        pairs = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            match = _SUM_LINE.fullmatch(line)
+            if match is not None:
+                pairs.append((match[2], match[1].lower()))
+                continue
+            match = _BSD_LINE.fullmatch(line)
+            if match is None:
+                raise UsageError(f"checksums {path!r} line {number}: not a sha256sum line")
+            pairs.append((match[1], match[2].lower()))
+    for name, value in pairs:
+        if not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise UsageError(f"checksum of {name!r} is not 64 hexadecimal digits")
+    sums = {name.removeprefix("./"): value for name, value in pairs}
+    last: dict[str, list[str]] = {}
+    for name in sums:
+        last.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    for segment, names in last.items():
+        if len(names) == 1 and segment not in sums:
+            sums[segment] = sums[names[0]]
+    return sums

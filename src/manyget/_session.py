@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -112,6 +112,7 @@ def _feeder(
 ) -> Feeder:
     concurrency = config.limits.concurrency
     limits = config.limits
+    jobs = _checked(jobs, config.checksums)
     gate = HostGate(
         jobs, limits.per_host, lookahead=max(1024, 16 * concurrency), max_rps=limits.max_rps
     )
@@ -142,6 +143,20 @@ def _lines(urls: Iterable[str], ahead: int) -> Iterable[Line | _Pending]:
     from ._input import ReadAhead
 
     return ReadAhead(pairs, ahead)
+
+
+def _checked(
+    jobs: Iterator[Job | _Pending], sums: Mapping[str, str] | None
+) -> Iterator[Job | _Pending]:
+    """``jobs``, each with the checksum ``sums`` gives its name, unless the list gave one."""
+    if not sums:
+        return jobs
+    return (
+        dataclasses.replace(job, sha256=sums[job.name])
+        if isinstance(job, Job) and job.sha256 is None and job.name in sums
+        else job
+        for job in jobs
+    )
 
 
 def _named(jobs: Iterator[Job | _Pending], names: dict[int, str]) -> Iterator[Job | _Pending]:

@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import struct
+import threading
 import urllib.parse
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -87,6 +88,17 @@ for _cc in COUNTRY_CODES:
     _FLAG_ROUTES[f"/flags/{_cc.lower()}/metadata.json"] = (_cc, "json")
 
 
+@functools.cache
+def _generated_sums() -> Resource:
+    """``/SHA256SUMS`` of the generated flags, in the ``sha256sum`` format."""
+    lines = []
+    for path, (cc, kind) in sorted(_FLAG_ROUTES.items()):
+        data = flag_gif(cc) if kind == "gif" else flag_metadata(cc)
+        lines.append(f"{hashlib.sha256(data).hexdigest()}  {path.lstrip('/')}\n")
+    return _memory_resource("".join(lines).encode(), "text/plain; charset=utf-8")
+
+
+SUMS = "/SHA256SUMS"
 MAX_SALT = 1 << 24
 
 
@@ -243,18 +255,66 @@ class FileTree:
         )
 
 
+class TreeSums:
+    """``/SHA256SUMS`` of a ``--data`` tree: every file it serves, hashed on a thread of its
+    own when the server starts (the event loop never waits on it); until it is done the
+    route answers 503 with ``Retry-After``. Files changed later are not hashed again."""
+
+    def __init__(self, tree: FileTree) -> None:
+        self._tree = tree
+        self._resource: Resource | None = None
+        threading.Thread(target=self._hash, name="manyget-sums", daemon=True).start()
+
+    def _hash(self) -> None:
+        root = self._tree.root
+        lines = []
+        for folder, dirs, files in os.walk(root):
+            if not self._tree.hidden:
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+            dirs.sort()
+            for name in sorted(files):
+                if not self._tree.hidden and name.startswith("."):
+                    continue
+                path = os.path.join(folder, name)
+                relative = os.path.relpath(path, root).replace(os.sep, "/")
+                if relative == SUMS.lstrip("/") or "\n" in relative or "\\" in relative:
+                    continue
+                opened = _open_regular(path)
+                if isinstance(opened, Reply):
+                    continue
+                digest = hashlib.sha256()
+                with open(opened[0], "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                lines.append(f"{digest.hexdigest()}  {relative}\n")
+        self._resource = _memory_resource("".join(lines).encode(), "text/plain; charset=utf-8")
+
+    def resolve(self) -> Resource | Reply:
+        return self._resource or Reply(503, "Retry-After: 1\r\n")
+
+
 class Router:
-    """Map a request to what answers it; ``data_dir`` replaces the generated routes."""
+    """Map a request to what answers it; ``data_dir`` replaces the generated routes.
+
+    ``/SHA256SUMS`` lists what is served in the ``sha256sum`` format (for ``--data``, a
+    ``SHA256SUMS`` file of the folder itself wins).
+    """
 
     def __init__(
         self, data_dir: str | os.PathLike[str] | None = None, *, hidden: bool = False
     ) -> None:
         self.files = None if data_dir is None else FileTree(data_dir, hidden=hidden)
+        self._sums = None if self.files is None else TreeSums(self.files)
 
     def route(self, request: Request) -> Resource | Reply:
         if self.files is not None:
-            return self.files.resolve(request.path)
+            found = self.files.resolve(request.path)
+            if found is NOT_FOUND and request.path == SUMS and self._sums is not None:
+                return self._sums.resolve()
+            return found
         path = request.path
+        if path == SUMS:
+            return _generated_sums()
         if "%" in path:
             path = urllib.parse.unquote(path)
         flag = _FLAG_ROUTES.get(path)
