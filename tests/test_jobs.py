@@ -177,3 +177,63 @@ def test_odd_authorities_are_not_taken_as_origins(first: str) -> None:
     origins.remember(first, parts, host)
     assert origins.quick(first.replace("x.bin", "y.bin")) is None
     assert origins.quick("http://h.test/y.bin") is None
+
+
+def test_aria2c_input_files_read_as_they_are() -> None:
+    """An aria2c input file: TAB-separated mirrors, then indented options folded into the
+    entry (out=, checksum=sha-256=, header=; speed-only ones ignored); an indented URL is
+    still a URL; dir= is refused plainly."""
+    from manyget._jobs import parse_entry
+
+    digest = "ab" * 32
+    lines = [
+        "http://h/a.iso\thttp://m/a.iso\n",
+        "  out=b.iso\n",
+        f"  checksum=sha-256={digest}\n",
+        "  header=X-Token: t\n",
+        "  split=5\n",
+        "   http://h/indented\n",
+        "  dir=/elsewhere\n",
+        "http://h/plain\n",
+    ]
+    entries = list(read_url_lines(lines))
+    assert [number for number, _ in entries] == [1, 6, 8]
+    first = parse_entry(entries[0][1])
+    assert (first.url, first.name, first.sha256) == ("http://h/a.iso", "b.iso", digest)
+    assert (first.headers, first.mirrors, first.problem) == (
+        (("X-Token", "t"),),
+        ("http://m/a.iso",),
+        None,
+    )
+    assert parse_entry(entries[1][1]).problem is not None
+    assert "dir=" in (parse_entry(entries[1][1]).problem or "")
+    jobs = list(plan_lines(entries))
+    assert (jobs[0].name, jobs[0].headers, jobs[0].sha256) == (
+        "b.iso",
+        (("X-Token", "t"),),
+        digest,
+    )
+    assert jobs[1].problem is not None
+    assert jobs[2].name == "plain"
+
+
+def test_jsonl_lists() -> None:
+    """JSON lines: url, name, sha256, headers, mirrors; any other line is a bad line with
+    its number, never an exception (huge numbers and deep nesting included)."""
+    from manyget._jobs import read_jsonl_lines
+
+    lines = [
+        '{"url": "http://h/x", "name": "y.bin", "headers": {"A": "b"}}\n',
+        "{bad\n",
+        "[1]\n",
+        "\n",
+        '{"url": "http://h/z", "mirrors": ["http://m/z"], "sha256": "' + "cd" * 32 + '"}\n',
+        "1" * 5000 + "\n",
+        "[" * 100_000 + "\n",
+        '{"url": "http://h/t", "name": "a\\tb"}\n',
+    ]
+    jobs = list(plan_lines(read_jsonl_lines(lines)))
+    assert (jobs[0].name, jobs[0].headers) == ("y.bin", (("A", "b"),))
+    assert [j.line for j in jobs if j.problem] == [2, 3, 6, 7, 8]
+    assert jobs[3].sha256 == "cd" * 32
+    assert all(j.problem.startswith(f"line {j.line}: ") for j in jobs if j.problem)

@@ -216,6 +216,58 @@ def test_cookie_jar_gathers_every_cookie_of_the_run(
     assert again["cookies"]["set_3"] == "v3"  # what -c wrote, -b reads
 
 
+def test_per_url_options_from_an_aria2c_list_and_jsonl(
+    origins: tuple[Httpbin, Httpbin], engine: str, tmp_path: Path
+) -> None:
+    """`manyget get -i` takes aria2c's input file as it is (out=, header=, checksum=) and
+    JSON lines (name, headers): each URL's own headers reach its origin, never another."""
+    first, second = origins
+    elsewhere = second.url.replace("127.0.0.1", "localhost")
+    listing = tmp_path / "aria2.txt"
+    listing.write_text(
+        f"{first.url}/headers\n  out=mine.json\n  header=X-Per-Url: {SECRET}\n"
+        f"{first.url}/redirect-to?url={elsewhere}/headers\n  out=away.json\n"
+        f"  header=X-Per-Url: {SECRET}\n  header=Accept: text/plain\n"
+        f"{first.url}/get\n  out=wrong.json\n  checksum=sha-256={'0' * 64}\n"
+    )
+    jsonl = tmp_path / "list.jsonl"
+    jsonl.write_text(
+        json.dumps({"url": f"{first.url}/headers", "name": "j.json", "headers": {"X-J": "1"}})
+        + "\n"
+    )
+    dest = tmp_path / "d"
+    dest.mkdir()
+    for source in (listing, jsonl):
+        proc = subprocess.run(
+            [sys.executable, "-m", "manyget", "get", "-d", str(dest), "--engine", engine,
+             "--retries", "0", "-i", str(source)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert "Traceback" not in proc.stderr
+    mine = json.loads((dest / "mine.json").read_text())["headers"]
+    assert mine["X-Per-Url"] == SECRET
+    away = json.loads((dest / "away.json").read_text())["headers"]
+    assert "X-Per-Url" not in away
+    assert away["Accept"] == "text/plain"  # portable: it follows
+    assert not (dest / "wrong.json").exists()  # the checksum did not match
+    assert json.loads((dest / "j.json").read_text())["headers"]["X-J"] == "1"
+    assert SECRET not in proc.stderr
+
+
+def test_submit_takes_headers_for_one_url(
+    origins: tuple[Httpbin, Httpbin], tmp_path: Path
+) -> None:
+    """Downloader.submit(url, headers=...): for that URL only."""
+    first, _ = origins
+    with manyget.Downloader(tmp_path) as d:
+        mine = d.submit(f"{first.url}/headers", name="mine.json", headers={"X-One": "1"})
+        other = d.submit(f"{first.url}/headers", name="other.json")
+        assert mine.result(timeout=60).ok
+        assert other.result(timeout=60).ok
+    assert json.loads((tmp_path / "mine.json").read_text())["headers"]["X-One"] == "1"
+    assert "X-One" not in json.loads((tmp_path / "other.json").read_text())["headers"]
+
+
 def test_bad_request_options_are_usage_errors(tmp_path: Path) -> None:
     """A header without a colon, a missing cookie file, an unknown HTTP version: one clear
     UsageError each, before anything is fetched."""

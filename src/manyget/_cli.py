@@ -286,6 +286,13 @@ def build_parser() -> _Parser:
     get.add_argument(
         "-i", "--input", metavar="FILE", help="read URLs from FILE, one a line ('-': stdin)"
     )
+    get.add_argument(
+        "--input-format",
+        choices=["lines", "jsonl"],
+        default=None,
+        help="the list's format: URLs a line (also aria2c's input files), or JSON lines "
+        "(default: jsonl for a FILE ending in .jsonl)",
+    )
     _add_engine_options(get)
     get.add_argument(
         "-j",
@@ -834,7 +841,7 @@ def _show_config(parser: _Parser, config: Config) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from ._jobs import read_url_lines
+    from ._jobs import read_jsonl_lines, read_url_lines
     from ._policy import RetryPolicy
     from ._progress import Bar, FailureLines, JsonLines, Ticker, VerboseLines
     from ._results import Tally
@@ -871,7 +878,10 @@ def _get(args: argparse.Namespace) -> int:
         for url in args.urls:
             yield None, url
         if source is not None:
-            entries = read_url_lines(source)
+            jsonl = args.input_format == "jsonl" or (
+                args.input_format is None and str(args.input).endswith(".jsonl")
+            )
+            entries = read_jsonl_lines(source) if jsonl else read_url_lines(source)
             if slow:
                 from ._input import ReadAhead
 

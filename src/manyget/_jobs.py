@@ -20,7 +20,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final, TypeAlias, cast
+from typing import Final, NamedTuple, TypeAlias, cast
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 __all__ = [
@@ -30,9 +30,11 @@ __all__ = [
     "clean_name",
     "disposition_name",
     "mask_url",
+    "parse_entry",
     "plan",
     "plan_lines",
     "printable",
+    "read_jsonl_lines",
     "read_url_lines",
     "safe_name",
     "split_entry",
@@ -86,6 +88,7 @@ class Job:
     problem: str | None = None
     sha256: str | None = None
     host: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # this URL's own request headers
 
 
 def check_url(url: str) -> str | None:
@@ -221,35 +224,158 @@ def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
     Blank lines and ``#`` comments are skipped; a byte-order mark, CR/LF endings and
     surrounding ASCII white space are removed (other white space, such as U+0085 or
-    U+2028, stays and makes the line a bad one). An entry is a URL, optionally followed by a tab
-    and ``sha256=HEX`` (see :func:`split_entry`).
+    U+2028, stays and makes the line a bad one). An entry is a URL, optionally followed by
+    tab-separated fields (see :func:`parse_entry`). aria2c's input files read as they are:
+    an indented ``key=value`` line after a URL adds an option to it (``out=``,
+    ``checksum=sha-256=``, ``header=``), so an entry is yielded once the next line shows
+    it is complete.
     """
+    held: tuple[int, str] | None = None
     for number, raw in enumerate(lines, start=1):
         text = raw.lstrip("\ufeff") if number == 1 else raw
-        text = text.strip(_ASCII_SPACE)
-        if text and not text.startswith("#"):
-            yield number, text
+        stripped = text.strip(_ASCII_SPACE)
+        if not stripped or stripped.startswith("#"):
+            continue
+        if held is not None and text[:1] in (" ", "\t") and _is_option(stripped):
+            held = (held[0], f"{held[1]}\t{_aria2_field(stripped)}")
+            continue
+        if held is not None:
+            yield held
+        held = (number, stripped)
+    if held is not None:
+        yield held
+
+
+def read_jsonl_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, entry)`` from a JSON-lines list, lazily: one object a line
+    with ``url`` and optionally ``name``, ``sha256``, ``headers`` (an object) and
+    ``mirrors`` (a list of URLs), as a program producing a dataset list writes it.
+    Blank lines are skipped; a line that is not such an object is a bad line."""
+    import json
+
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip(_ASCII_SPACE + "\ufeff")
+        if not text:
+            continue
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # hostile JSON never stops the list
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "unreadable"
+            yield number, f"-\tproblem=not a JSON object ({why})"
+            continue
+        yield number, _jsonl_entry(record)
+
+
+def _jsonl_entry(record: object) -> str:
+    if not isinstance(record, dict) or not isinstance(record.get("url"), str):
+        return '-\tproblem=a JSON line needs an object with a "url" string'
+    fields = [record["url"]]
+    name, sha256 = record.get("name"), record.get("sha256")
+    headers, mirrors = record.get("headers") or {}, record.get("mirrors") or []
+    if not all(isinstance(v, str) for v in (name or "", sha256 or "")):
+        return f"{record['url']}\tproblem=name and sha256 must be strings"
+    if not isinstance(headers, dict) or not isinstance(mirrors, list):
+        return f"{record['url']}\tproblem=headers must be an object, mirrors a list"
+    if name:
+        fields.append(f"name={name}")
+    if sha256:
+        fields.append(f"sha256={sha256}")
+    fields += [f"header={k}: {v}" for k, v in headers.items()]
+    fields += [str(m) for m in mirrors]
+    if any(c in field for field in fields for c in "\t\r\n"):
+        return f"{record['url']}\tproblem=a tab or line break inside a field"
+    return "\t".join(fields)
+
+
+def _is_option(text: str) -> bool:
+    key, eq, _ = text.partition("=")
+    return bool(eq) and "://" not in key and key.strip(_ASCII_SPACE) != ""
+
+
+# aria2c input-file options: those manyget honours, and those it may ignore because they
+# only tune how fast a file comes, never what is saved where.
+_ARIA2_KEYS = {"out": "name", "header": "header", "checksum": "checksum"}
+_ARIA2_IGNORED = frozenset(
+    {"split", "max-connection-per-server", "min-split-size", "continue", "max-tries",
+     "retry-wait", "timeout", "connect-timeout", "lowest-speed-limit", "piece-length"}
+)  # fmt: skip
+
+
+def _aria2_field(option: str) -> str:
+    key, _, value = option.partition("=")
+    key = key.strip(_ASCII_SPACE).lower()
+    if key in _ARIA2_IGNORED:
+        return ""
+    return f"{_ARIA2_KEYS.get(key, key)}={value.strip(_ASCII_SPACE)}"
+
+
+class Entry(NamedTuple):
+    """A list entry's parts: the URL, its options, and why it cannot be used, if so."""
+
+    url: str
+    sha256: str | None = None
+    name: str | None = None  # the name to save it under, instead of the URL's
+    headers: tuple[tuple[str, str], ...] = ()  # request headers for this URL only
+    mirrors: tuple[str, ...] = ()  # other URLs of the same file (accepted, not yet tried)
+    problem: str | None = None
+
+
+def parse_entry(entry: str) -> Entry:
+    """Split ``URL<TAB>field<TAB>...`` into its parts.
+
+    Fields: ``sha256=HEX`` (or aria2c's ``checksum=sha-256=HEX``), ``name=NAME`` (aria2c's
+    ``out=``; made safe like any name), ``header=Name: value`` (repeatable; sent to the
+    URL's own origin only), and further URLs of the same file (aria2c's mirrors).
+    """
+    url, tab, rest = entry.partition("\t")
+    url = url.strip(_ASCII_SPACE)
+    if not tab:
+        return Entry(url)
+    checksum = name = None
+    headers: list[tuple[str, str]] = []
+    mirrors: list[str] = []
+    for field in rest.split("\t"):
+        field = field.strip(_ASCII_SPACE)
+        if not field:
+            continue
+        if "://" in field.partition("=")[0]:
+            mirrors.append(field)
+            continue
+        key, eq, value = field.partition("=")
+        key = key.lower()
+        if key == "checksum" and value.lower().startswith("sha-256="):
+            key, value = "sha256", value[len("sha-256=") :]
+        if key == "problem" and eq:  # a line a reader could not turn into an entry
+            return Entry(url, problem=value)
+        if key == "dir":
+            return Entry(url, problem="dir= (a folder per file) is not supported yet: use -d")
+        if not eq or key not in ("sha256", "name", "header"):
+            return Entry(url, problem=f"unknown field {field!r} (expected {_FIELDS})")
+        if key == "sha256":
+            value = value.strip(_ASCII_SPACE).lower()
+            if not _SHA256.fullmatch(value):
+                return Entry(url, problem="sha256 must be 64 hexadecimal digits")
+            checksum = value
+        elif key == "name":
+            if not value.strip(_ASCII_SPACE):
+                return Entry(url, problem="name= is empty")
+            name = value.strip(_ASCII_SPACE)
+        else:
+            header, colon, text = value.partition(":")
+            header = header.strip(_ASCII_SPACE)
+            if not colon or not header or any(c in header for c in " \t") or "\0" in text:
+                return Entry(url, problem=f"a header is 'Name: value', got {value!r}")
+            headers.append((header, text.strip(_ASCII_SPACE)))
+    return Entry(url, checksum, name, tuple(headers), tuple(mirrors))
+
+
+_FIELDS = "sha256=HEX, name=NAME, header=NAME: VALUE or another URL of the same file"
 
 
 def split_entry(entry: str) -> tuple[str, str | None, str | None]:
     """Split ``URL<TAB>sha256=HEX`` into the URL, the checksum and a problem, if any."""
-    url, tab, rest = entry.partition("\t")
-    url = url.strip(_ASCII_SPACE)
-    if not tab:
-        return url, None, None
-    checksum = None
-    for field in rest.split("\t"):
-        field = field.strip(_ASCII_SPACE)
-        key, eq, value = field.partition("=")
-        if not field:
-            continue
-        if key.lower() != "sha256" or not eq:
-            return url, None, f"unknown field {field!r} (expected sha256=HEX)"
-        value = value.strip(_ASCII_SPACE).lower()
-        if not _SHA256.fullmatch(value):
-            return url, None, "sha256 must be 64 hexadecimal digits"
-        checksum = value
-    return url, checksum, None
+    parts = parse_entry(entry)
+    return parts.url, parts.sha256, parts.problem
 
 
 def safe_name(url: str) -> str:
@@ -545,7 +671,8 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
         assert not isinstance(item, _Pending)
         line, entry = item
         index += 1
-        url, sha256, problem = split_entry(entry)
+        parts_of = parse_entry(entry)
+        url, sha256, problem = parts_of.url, parts_of.sha256, parts_of.problem
         known = origins.quick(url) if problem is None else None
         if known is not None:
             name, host = known
@@ -562,6 +689,8 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
                 continue
             origins.remember(url, parts, host)
             name = _name_from(parts)
+        if parts_of.name is not None:
+            name = clean_name(parts_of.name)
         base = name
         key = _digest(name)
         salt = 0
@@ -571,4 +700,4 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
             name = candidate
             salt += 1
         used.add(key)
-        yield Job(url, name, index, line, None, sha256, host)
+        yield Job(url, name, index, line, None, sha256, host, parts_of.headers)

@@ -145,6 +145,18 @@ def _lines(urls: Iterable[str], ahead: int) -> Iterable[Line | _Pending]:
     return ReadAhead(pairs, ahead)
 
 
+def _entry(url: str, sha256: str | None, headers: Mapping[str, str] | None) -> str:
+    """A list entry for ``url`` and its own options (see ``_jobs.parse_entry``)."""
+    fields = [url.strip()]
+    if sha256 is not None:
+        fields.append(f"sha256={sha256}")
+    for header, value in (headers or {}).items():
+        if any(c in f"{header}{value}" for c in "\t\r\n\0"):
+            raise UsageError(f"bad header {header!r}: a name, then a value on one line")
+        fields.append(f"header={header}: {value}")
+    return "\t".join(fields)
+
+
 def _checked(
     jobs: Iterator[Job | _Pending], sums: Mapping[str, str] | None
 ) -> Iterator[Job | _Pending]:
@@ -352,16 +364,22 @@ class Downloader:
     # ------------------------------------------------------------------ futures
 
     def submit(
-        self, url: str, *, name: str | None = None, sha256: str | None = None
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Future[Result]:
         """Schedule ``url``; its :class:`Result` arrives in the returned future.
 
         ``name`` saves the file under that name (cleaned like any name) instead of one
-        from the URL; ``sha256`` publishes it only if its bytes match.
+        from the URL; ``sha256`` publishes it only if its bytes match; ``headers`` are
+        sent with this URL only (to its own origin, as the run's are).
         """
         if name is not None and not clean_name(name):
             raise UsageError(f"name {name!r} is not usable as a file name")
-        entry = url.strip() if sha256 is None else f"{url.strip()}\tsha256={sha256}"
+        entry = _entry(url, sha256, headers)
         from concurrent.futures import Future  # here: the streaming path never needs it
 
         future: Future[Result] = Future()
@@ -684,7 +702,12 @@ class AsyncDownloader:
         await self.aclose()
 
     def submit(
-        self, url: str, *, name: str | None = None, sha256: str | None = None
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> asyncio.Future[Result]:
         """Schedule ``url`` on the running loop; a future of its :class:`Result`."""
         if self._closing:
@@ -696,7 +719,7 @@ class AsyncDownloader:
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = loop.create_task(self._serve())
-        entry = url.strip() if sha256 is None else f"{url.strip()}\tsha256={sha256}"
+        entry = _entry(url, sha256, headers)
         index = next(self._count)
         future: asyncio.Future[Result] = loop.create_future()
         self._futures[index] = future
@@ -705,10 +728,15 @@ class AsyncDownloader:
         return future
 
     async def fetch(
-        self, url: str, *, name: str | None = None, sha256: str | None = None
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Result:
         """Download ``url`` and return its :class:`Result`."""
-        return await self.submit(url, name=name, sha256=sha256)
+        return await self.submit(url, name=name, sha256=sha256, headers=headers)
 
     async def as_completed(self, urls: Iterable[str]) -> AsyncIterator[Result]:
         """Results of ``urls`` as they complete; a bounded window of URLs is submitted

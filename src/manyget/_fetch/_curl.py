@@ -263,6 +263,10 @@ def resume_paused(rates: Rates, now: float) -> float | None:
     return soonest
 
 
+def _header_name(line: str) -> str:
+    return line.partition(":")[0].strip().lower()
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     """scheme, host and port: what a redirect must keep for credentials to follow."""
     import urllib.parse
@@ -318,6 +322,7 @@ class Transfer:
         "_lines",
         "_low",
         "_max",
+        "_own",
         "_pause",
         "_prefix",
         "_ranged",
@@ -366,6 +371,7 @@ class Transfer:
             line for name, line in given if name.lower() in PORTABLE_HEADERS
         ]
         self._extra: list[str] = []  # Range and If-Range, for a resume
+        self._own: list[str] = []  # the job's own headers (from its list line)
         self._away = False  # the handle is pointed at another origin than its job's
         self._user_on = request.user is not None  # USERPWD is set on the handle
         self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
@@ -405,24 +411,29 @@ class Transfer:
         self.host = job.host
         curl = self.curl
         curl.setopt(self._url_option, job.url)
-        if body.offset or self._ranged or self._away:
-            extra = [f"{k}: {v}" for k, v in body.request_headers()]
-            self._send(extra, away=False)
+        if body.offset or self._ranged or self._away or job.headers:
+            resume = [f"{k}: {v}" for k, v in body.request_headers()]
+            self._send(resume, [f"{k}: {v}" for k, v in job.headers], away=False)
         request = self.settings.request
         if request.user is not None and not self._user_on:
             self._authenticate(True)
         if request.cookies:
             self._give_cookies(job.url)
 
-    def _send(self, extra: list[str], *, away: bool) -> None:
-        """Set the request headers: the resume's ``extra`` ones, and those given with the
-        run for the job's own origin (or, ``away`` from it, only the portable ones)."""
+    def _send(self, resume: list[str], own: list[str], *, away: bool) -> None:
+        """Set the request headers: the resume's (Range, If-Range), and those given with
+        the run and with this URL (``own``), all of them for the job's own origin or,
+        ``away`` from it, only the portable ones."""
         import pycurl
 
-        base = self._away_headers if away else self._here_headers
-        self.curl.setopt(pycurl.HTTPHEADER, base + extra)
-        self._extra = extra
-        self._ranged = bool(extra)
+        if away:
+            mine = [line for line in own if _header_name(line) in PORTABLE_HEADERS]
+            self.curl.setopt(pycurl.HTTPHEADER, self._away_headers + mine + resume)
+        else:
+            self.curl.setopt(pycurl.HTTPHEADER, self._here_headers + own + resume)
+        self._extra = resume
+        self._own = own
+        self._ranged = bool(resume or own)  # the handle carries more than the run's headers
         self._away = away
 
     def _authenticate(self, on: bool) -> None:
@@ -549,7 +560,7 @@ class Transfer:
         assert job is not None
         away = _origin(target) != _origin(job.url)
         if away != self._away:
-            self._send(self._extra, away=away)
+            self._send(self._extra, self._own, away=away)
         if self._user_on and away:
             self._authenticate(False)  # USER:PASS is for the job's own origin only
         log = logger(DEBUG)
