@@ -356,3 +356,35 @@ def test_feeder_measures_time_held_back_by_the_per_host_limit() -> None:
     for job, _ in started:
         roomy.ended(job, OK, 3.0)
     assert roomy.host_bound == 0.0
+
+
+def test_feeder_tries_a_mirror_at_once_and_keeps_the_first_hosts_slot() -> None:
+    """A failed attempt at a job with mirrors goes to the next URL with no backoff (even
+    for a 404, which is never retried); the gate's count stays with the first host."""
+    from manyget._jobs import plan_lines
+
+    entry = "http://a/f.iso\thttp://b/f.iso\thttp://c/f.iso"
+    gate = HostGate(iter(plan_lines([(1, entry)])), per_host=1)
+    feed = Feeder(gate, RetryPolicy(retries=0), 8, "/d/")
+    ((job, _),) = drain(feed, 0.0)
+    assert (job.url, job.mirrors) == ("http://a/f.iso", ("http://b/f.iso", "http://c/f.iso"))
+    missing = Attempt(http_status=404, kind=AttemptKind.STATUS)
+    assert feed.ended(job, missing, 1.0) is None
+    ((second, new),) = drain(feed, 1.0)
+    assert (second.url, second.host, new) == ("http://b/f.iso", "http://b:80", False)
+    assert feed.ended(second, Attempt(http_status=None, kind=AttemptKind.CONNECT), 2.0) is None
+    ((third, _),) = drain(feed, 2.0)
+    result = feed.ended(third, OK, 3.0)
+    assert result is not None
+    assert (result.url, result.attempts, result.status) == ("http://c/f.iso", 3, Status.OK)
+    assert feed.finished
+    assert not gate.host_bound()  # host a's slot was given back
+
+
+def test_a_bad_mirror_makes_the_line_bad() -> None:
+    """Mirrors are checked like any URL: a bad one is reported with the line."""
+    from manyget._jobs import plan_lines
+
+    (job,) = plan_lines([(4, "http://a/f\tftp://b/f")])
+    assert job.problem is not None
+    assert job.problem.startswith("line 4: URL 2 of the line: ")

@@ -567,3 +567,20 @@ def test_checksums_from_the_servers_sha256sums(server: Server, tmp_path: Path) -
     proc = manyget_cli("get", "-d", str(bad), "--checksums", str(broken), *urls)
     assert proc.returncode == 2
     assert "line 1: not a sha256sum line" in proc.stderr
+
+
+def test_a_mirror_is_tried_when_the_first_url_fails(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """A list line with mirrors (aria2c's TAB-separated URIs): the first answers 404, the
+    next is tried at once and the file is saved under the name of the line."""
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{server.url}/status/404\t{server.url}/bytes/77\n  out=f.bin\n")
+    dest = tmp_path / "d"
+    dest.mkdir()
+    proc = manyget_cli("get", "-d", str(dest), "--engine", engine, "--json", "-i", str(listing))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert (record["status"], record["attempts"]) == ("ok", 2)
+    assert record["url"].endswith("/bytes/77")
+    assert (dest / "f.bin").stat().st_size == 77

@@ -16,6 +16,7 @@ clock is read: callers pass ``now``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._jobs import Job, _Pending, mask_url
 from ._log import DEBUG, INFO, logger
-from ._results import Attempt, Result, conclude
+from ._results import Attempt, AttemptKind, Result, conclude
 
 if TYPE_CHECKING:
     import logging
@@ -40,6 +41,8 @@ class _Wait:
 
 WAIT: Final = _Wait()
 _PAUSE_STATUSES = frozenset({429, 503})
+# Failures another server cannot help with: a mirror is not tried after them.
+_NOT_THE_SERVER = frozenset({AttemptKind.DISK, AttemptKind.LOCAL, AttemptKind.CANCELLED})
 _DEFAULT_PAUSE = 1.0
 _INPUT_POLL = 0.02  # how soon to ask again when the input had no job ready
 
@@ -213,7 +216,8 @@ class Feeder:
         self._prefix = prefix  # the destination with its trailing separator
         self._accept = accept
         # job index -> (attempts so far, when the first began)
-        self._tries: dict[int, tuple[list[Attempt], float]] = {}
+        # job index -> (attempts so far, when the first began, the job as the gate gave it)
+        self._tries: dict[int, tuple[list[Attempt], float, Job]] = {}
         self._due: list[tuple[float, int, Job]] = []  # retries waiting out their backoff
         self._order = 0
         self.running = 0  # attempts started and not yet ended
@@ -262,7 +266,7 @@ class Feeder:
                 self.gate.done(job, None, now)  # cancelled before it started
                 continue
             self.running += 1
-            self._tries[job.index] = ([], now)
+            self._tries[job.index] = ([], now, job)
             return job, True
         return None
 
@@ -275,16 +279,23 @@ class Feeder:
         """Record ``attempt`` at ``job``: its :class:`Result` when the job is done, None
         when it will be tried again (handed out by :meth:`next` once due)."""
         self.running -= 1
-        history, started = self._tries[job.index]
+        history, started, first = self._tries[job.index]
         history.append(attempt)
         delay = None if attempt.complete else self._retry.delay_for(history)
+        if job.mirrors and not attempt.complete and attempt.kind not in _NOT_THE_SERVER:
+            # Another URL of the same file: try it at once, before any backoff.
+            job = dataclasses.replace(
+                job, url=job.mirrors[0], mirrors=job.mirrors[1:], host=job.mirror_hosts[0],
+                mirror_hosts=job.mirror_hosts[1:],
+            )  # fmt: skip
+            delay = 0.0
         log = logger(DEBUG)
         if log is not None:
             _log_attempt(log, job, attempt, len(history), delay)
         if delay is None:
             del self._tries[job.index]
             result = conclude(job, self._prefix + job.name, history, now - started)
-            self.gate.done(job, result, now)
+            self.gate.done(first, result, now)  # the host the gate counted, not a mirror's
             return result
         self._order += 1
         heapq.heappush(self._due, (now + delay, self._order, job))
@@ -293,15 +304,15 @@ class Feeder:
     def skipped(self, job: Job, result: Result, now: float) -> Result:
         """``job`` needed no request (a bad URL, a file already complete): ``result``."""
         self.running -= 1
-        del self._tries[job.index]
-        self.gate.done(job, result, now)
+        first = self._tries.pop(job.index)[2]
+        self.gate.done(first, result, now)
         return result
 
     def lost(self, job: Job, now: float) -> None:
         """``job``'s attempt was cancelled, or its worker vanished without an answer."""
         self.running -= 1
-        self._tries.pop(job.index, None)
-        self.gate.done(job, None, now)
+        tries = self._tries.pop(job.index, None)
+        self.gate.done(job if tries is None else tries[2], None, now)
 
     def cancelled(self, job: Job, attempt: Attempt) -> None:
         """``attempt`` was cancelled as the run stopped; count what it kept for a resume."""

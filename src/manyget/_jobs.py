@@ -89,6 +89,8 @@ class Job:
     sha256: str | None = None
     host: str = ""
     headers: tuple[tuple[str, str], ...] = ()  # this URL's own request headers
+    mirrors: tuple[str, ...] = ()  # other URLs of the same file, tried in turn on failure
+    mirror_hosts: tuple[str, ...] = ()  # their hosts (scheme://host:port)
 
 
 def check_url(url: str) -> str | None:
@@ -316,7 +318,7 @@ class Entry(NamedTuple):
     sha256: str | None = None
     name: str | None = None  # the name to save it under, instead of the URL's
     headers: tuple[tuple[str, str], ...] = ()  # request headers for this URL only
-    mirrors: tuple[str, ...] = ()  # other URLs of the same file (accepted, not yet tried)
+    mirrors: tuple[str, ...] = ()  # other URLs of the same file, tried in turn on failure
     problem: str | None = None
 
 
@@ -325,7 +327,8 @@ def parse_entry(entry: str) -> Entry:
 
     Fields: ``sha256=HEX`` (or aria2c's ``checksum=sha-256=HEX``), ``name=NAME`` (aria2c's
     ``out=``; made safe like any name), ``header=Name: value`` (repeatable; sent to the
-    URL's own origin only), and further URLs of the same file (aria2c's mirrors).
+    URL's own origin only), and further URLs of the same file (aria2c's mirrors, tried in
+    turn when one fails: see :meth:`~manyget._hosts.Feeder.ended`).
     """
     url, tab, rest = entry.partition("\t")
     url = url.strip(_ASCII_SPACE)
@@ -370,6 +373,22 @@ def parse_entry(entry: str) -> Entry:
 
 
 _FIELDS = "sha256=HEX, name=NAME, header=NAME: VALUE or another URL of the same file"
+
+
+def _mirrors(urls: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """Mirror URLs checked like any URL: (URLs, their hosts, a problem)."""
+    if not urls:
+        return (), (), None
+    found, hosts = [], []
+    for number, raw in enumerate(urls, start=2):
+        problem, url = to_uri(raw)
+        if problem is None:
+            problem, _, host = _inspect(url)
+        if problem is not None:
+            return (), (), f"URL {number} of the line: {problem}"
+        found.append(url)
+        hosts.append(host)
+    return tuple(found), tuple(hosts), None
 
 
 def split_entry(entry: str) -> tuple[str, str | None, str | None]:
@@ -700,4 +719,8 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
             name = candidate
             salt += 1
         used.add(key)
-        yield Job(url, name, index, line, None, sha256, host, parts_of.headers)
+        mirrors, hosts, bad = _mirrors(parts_of.mirrors)
+        if bad is not None:
+            yield Job(url, "", index, line, f"line {line}: {bad}" if line else bad)
+            continue
+        yield Job(url, name, index, line, None, sha256, host, parts_of.headers, mirrors, hosts)
