@@ -237,3 +237,16 @@ def test_jsonl_lists() -> None:
     assert [j.line for j in jobs if j.problem] == [2, 3, 6, 7, 8]
     assert jobs[3].sha256 == "cd" * 32
     assert all(j.problem.startswith(f"line {j.line}: ") for j in jobs if j.problem)
+
+
+def test_an_entry_waits_for_its_options_only_while_more_input_is_ready() -> None:
+    """A slow source says PENDING when nothing is ready: the entry held back for possible
+    indented option lines goes at once, so a pause in a pipe never stalls a download."""
+    from manyget._jobs import PENDING
+
+    items = ["http://h/a\n", PENDING, "  out=late.bin\n", "http://h/b\n", "  out=b.bin\n"]
+    got = list(read_url_lines(items))
+    assert got[0] == (1, "http://h/a")
+    assert got[1] is PENDING
+    assert got[2] == (2, "out=late.bin")  # after the pause it is a line of its own (bad)
+    assert got[3] == (3, "http://h/b\tname=b.bin")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import logging
 
     from ._config import Config
-    from ._jobs import _Pending
+    from ._jobs import Line, _Pending
     from ._options import Options
     from ._progress import Bar, Observer, Ticker
     from ._results import Report
@@ -841,7 +841,7 @@ def _show_config(parser: _Parser, config: Config) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from ._jobs import read_jsonl_lines, read_url_lines
+    from ._jobs import PENDING, read_jsonl_lines, read_url_lines
     from ._policy import RetryPolicy
     from ._progress import Bar, FailureLines, JsonLines, Ticker, VerboseLines
     from ._results import Tally
@@ -867,27 +867,31 @@ def _get(args: argparse.Namespace) -> int:
     total = len(args.urls) if source is None else None
     slow = source is not None and _is_slow(source)
 
-    def counted(entries: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    def counted(entries: Iterator[Line | _Pending]) -> Iterator[Line | _Pending]:
         """A list of unknown length: the bar shows how much of it was read so far."""
-        for number, (line, entry) in enumerate(entries, len(args.urls) + 1):
-            if bar is not None:
-                bar.seen(number)
-            yield line, entry
+        read = len(args.urls)
+        for item in entries:
+            if bar is not None and item is not PENDING:
+                read += 1
+                bar.seen(read)
+            yield item
 
-    def pairs() -> Iterator[tuple[int | None, str] | _Pending]:
+    def pairs() -> Iterator[Line | _Pending]:
         for url in args.urls:
             yield None, url
         if source is not None:
             jsonl = args.input_format == "jsonl" or (
                 args.input_format is None and str(args.input).endswith(".jsonl")
             )
-            entries = read_jsonl_lines(source) if jsonl else read_url_lines(source)
+            reader = read_jsonl_lines if jsonl else read_url_lines
             if slow:
                 from ._input import ReadAhead
 
-                yield from ReadAhead(counted(entries))
+                # Lines are read on a thread; PENDING says none is ready, so an entry
+                # waiting for possible option lines is handed over at once.
+                yield from counted(reader(ReadAhead(source)))
             else:
-                yield from entries
+                yield from reader(source)
 
     if bar is not None and source is not None and not slow:
         _count_on_the_side(args.input, len(args.urls), bar)

@@ -221,7 +221,7 @@ def mask_url(url: str) -> str:
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{tail}"
 
 
-def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def read_url_lines(lines: Iterable[str | _Pending]) -> Iterator[tuple[int, str] | _Pending]:
     """Yield ``(line_number, entry)`` from a URL list, lazily.
 
     Blank lines and ``#`` comments are skipped; a byte-order mark, CR/LF endings and
@@ -230,10 +230,19 @@ def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     tab-separated fields (see :func:`parse_entry`). aria2c's input files read as they are:
     an indented ``key=value`` line after a URL adds an option to it (``out=``,
     ``checksum=sha-256=``, ``header=``), so an entry is yielded once the next line shows
-    it is complete.
+    it is complete, or as soon as the input says no more is ready (:data:`PENDING`, from
+    a slow source read ahead on a thread): a download never waits for the next line.
     """
     held: tuple[int, str] | None = None
-    for number, raw in enumerate(lines, start=1):
+    number = 0
+    for raw in lines:
+        if isinstance(raw, _Pending):
+            if held is not None:
+                yield held
+                held = None
+            yield raw
+            continue
+        number += 1
         text = raw.lstrip("\ufeff") if number == 1 else raw
         stripped = text.strip(_ASCII_SPACE)
         if not stripped or stripped.startswith("#"):
@@ -248,14 +257,19 @@ def read_url_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         yield held
 
 
-def read_jsonl_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def read_jsonl_lines(lines: Iterable[str | _Pending]) -> Iterator[tuple[int, str] | _Pending]:
     """Yield ``(line_number, entry)`` from a JSON-lines list, lazily: one object a line
     with ``url`` and optionally ``name``, ``sha256``, ``headers`` (an object) and
     ``mirrors`` (a list of URLs), as a program producing a dataset list writes it.
     Blank lines are skipped; a line that is not such an object is a bad line."""
     import json
 
-    for number, raw in enumerate(lines, start=1):
+    number = 0
+    for raw in lines:
+        if isinstance(raw, _Pending):
+            yield raw
+            continue
+        number += 1
         text = raw.strip(_ASCII_SPACE + "\ufeff")
         if not text:
             continue
