@@ -95,6 +95,8 @@ def test_get_downloads_while_its_list_is_still_arriving(server: Server, tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if not proc.stdin.closed:
+            proc.stdin.close()
         proc.stderr.close()
     assert len([p for p in tmp_path.iterdir() if p.name.startswith("16")]) == 30
 
@@ -127,6 +129,8 @@ def test_a_pause_in_the_input_does_not_stall_downloads(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if not proc.stdin.closed:
+            proc.stdin.close()
         proc.stderr.close()
     names = sorted(p.name for p in tmp_path.iterdir())
     assert len(names) == 2
