@@ -584,3 +584,22 @@ def test_a_mirror_is_tried_when_the_first_url_fails(
     assert (record["status"], record["attempts"]) == ("ok", 2)
     assert record["url"].endswith("/bytes/77")
     assert (dest / "f.bin").stat().st_size == 77
+
+
+def test_progress_total_counts_entries_not_aria2c_option_lines(
+    server: Server, tmp_path: Path
+) -> None:
+    """The bar's total for an aria2c list counts its URLs, not their indented options."""
+    listing = tmp_path / "aria2.txt"
+    listing.write_text(
+        "".join(
+            f"{server.url}/bytes/{100 + i}\n  out=f{i}.bin\n  header=Referer: http://x/\n"
+            for i in range(3)
+        )
+    )
+    dest = tmp_path / "d"
+    dest.mkdir()
+    code, screen = on_a_terminal(["get", "-d", str(dest), "-i", str(listing)])
+    assert code == 0, screen
+    assert "3/3 files" in screen
+    assert sorted(p.name for p in dest.iterdir()) == ["f0.bin", "f1.bin", "f2.bin"]

@@ -797,8 +797,12 @@ def _count_on_the_side(path: str, extra: int, bar: Bar | Ticker) -> None:
             with open(path, "rb") as f:
                 for line in f:
                     text = line.strip().removeprefix(b"\xef\xbb\xbf").strip()
-                    if text and not text.startswith(b"#"):
-                        entries += 1
+                    if not text or text.startswith(b"#"):
+                        continue
+                    key, eq, _ = text.partition(b"=")
+                    if line[:1] in b" \t" and eq and key and b"://" not in key:
+                        continue  # an aria2c option line: part of the entry above
+                    entries += 1
         except OSError:
             return  # the list is read for the downloads anyway; they report the error
         bar.set_total(entries + extra)
