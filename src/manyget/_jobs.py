@@ -386,13 +386,12 @@ def parse_entry(entry: str) -> Entry:
     return Entry(url, checksum, name, tuple(headers), tuple(mirrors))
 
 
+_NO_FIELDS = Entry("")  # a plain URL's options: none
 _FIELDS = "sha256=HEX, name=NAME, header=NAME: VALUE or another URL of the same file"
 
 
 def _mirrors(urls: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     """Mirror URLs checked like any URL: (URLs, their hosts, a problem)."""
-    if not urls:
-        return (), (), None
     found, hosts = [], []
     for number, raw in enumerate(urls, start=2):
         problem, url = to_uri(raw)
@@ -704,8 +703,12 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
         assert not isinstance(item, _Pending)
         line, entry = item
         index += 1
-        parts_of = parse_entry(entry)
-        url, sha256, problem = parts_of.url, parts_of.sha256, parts_of.problem
+        if "\t" in entry:
+            fields = parse_entry(entry)
+            url = fields.url
+        else:  # the usual plain URL: no options to parse
+            fields, url = _NO_FIELDS, entry.strip(_ASCII_SPACE)
+        sha256, problem = fields.sha256, fields.problem
         known = origins.quick(url) if problem is None else None
         if known is not None:
             name, host = known
@@ -722,8 +725,8 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
                 continue
             origins.remember(url, parts, host)
             name = _name_from(parts)
-        if parts_of.name is not None:
-            name = clean_name(parts_of.name)
+        if fields.name is not None:
+            name = clean_name(fields.name)
         base = name
         key = _digest(name)
         salt = 0
@@ -733,8 +736,11 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
             name = candidate
             salt += 1
         used.add(key)
-        mirrors, hosts, bad = _mirrors(parts_of.mirrors)
+        if not fields.mirrors:
+            yield Job(url, name, index, line, None, sha256, host, fields.headers)
+            continue
+        mirrors, hosts, bad = _mirrors(fields.mirrors)
         if bad is not None:
             yield Job(url, "", index, line, f"line {line}: {bad}" if line else bad)
             continue
-        yield Job(url, name, index, line, None, sha256, host, parts_of.headers, mirrors, hosts)
+        yield Job(url, name, index, line, None, sha256, host, fields.headers, mirrors, hosts)
