@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from typing import Any
 
 from .._jobs import Job, disposition_name, mask_url
 from .._log import DEBUG, logger
@@ -195,59 +196,29 @@ class Body:
         got = self.kept
         if end is End.BUSY:
             message = f"busy: another process is writing {part.final}"
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=AttemptKind.FATAL,
-                error=message,
-            )
+            return self._attempt(status, kind=AttemptKind.FATAL, error=message)
         if end is End.LOCAL:
             kind = AttemptKind.DISK if phase is DISK else AttemptKind.LOCAL
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=kind,
-                error=self._local,
-                received=got,
-                kept=self._left,
+            return self._attempt(
+                status, kind=kind, error=self._local, received=got, kept=self._left
             )
         if end is End.DROP_TOO_BIG:
             part.drop()
             message = f"body larger than --max-size ({self._max:,} bytes)"
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=AttemptKind.FATAL,
-                error=message,
-                received=got,
-            )
+            return self._attempt(status, kind=AttemptKind.FATAL, error=message, received=got)
         if end is End.DROP_RESTART:
             part.drop()
             message = "the answer does not fit the partial file; starting over"
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=AttemptKind.READ,
-                error=message,
-                received=got,
-            )
+            return self._attempt(status, kind=AttemptKind.READ, error=message, received=got)
         if end is End.PUBLISH_KEPT:
             return self._publish(status, self.offset)
         if end is End.KEEP:
             left = part.keep(self._memo()) if phase is OPEN else 0
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=kind,
-                error=error,
-                received=got,
-                kept=left,
-            )
+            return self._attempt(status, kind=kind, error=error, received=got, kept=left)
         if end is End.NO_FILE:
             failed = status is not None and status >= 400
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
+            return self._attempt(
+                status,
                 kind=AttemptKind.STATUS if failed else AttemptKind.OK,
                 retry_after=retry_after,
             )
@@ -265,12 +236,8 @@ class Body:
             if got != self._sha256:
                 part.drop()
                 message = f"sha256 mismatch: got {got}, expected {self._sha256}"
-                return Attempt(
-                    http_status=status,
-                    http_version=self.http_version,
-                    kind=AttemptKind.READ,
-                    error=message,
-                    received=self.kept,
+                return self._attempt(
+                    status, kind=AttemptKind.READ, error=message, received=self.kept
                 )
         saved_as = None
         try:
@@ -282,13 +249,8 @@ class Body:
             self._local_error(exc)
             left = part.keep(self._memo())
             kind = AttemptKind.DISK if self._phase is DISK else AttemptKind.LOCAL
-            return Attempt(
-                http_status=status,
-                http_version=self.http_version,
-                kind=kind,
-                error=self._local,
-                received=self.kept,
-                kept=left,
+            return self._attempt(
+                status, kind=kind, error=self._local, received=self.kept, kept=left
             )
         return Attempt(
             http_status=status,
@@ -298,6 +260,10 @@ class Body:
             complete=True,
             saved_as=saved_as,
         )
+
+    def _attempt(self, status: int | None, **fields: Any) -> Attempt:
+        """An attempt that did not publish (the usual end builds its own, directly)."""
+        return Attempt(http_status=status, http_version=self.http_version, **fields)
 
     def abandon(self) -> int:
         """The attempt was cancelled: keep what can be resumed; the bytes kept."""

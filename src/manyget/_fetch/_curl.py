@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .._jobs import Job, mask_url
 from .._log import DEBUG, logger
@@ -128,24 +129,38 @@ def _tls_options(curl: Any, tls: TLS) -> None:
 
 
 _share_lock = threading.Lock()
+T = TypeVar("T")
+
+
+def _of_run(registry: dict[int, T], settings: Settings, make: Callable[[], T]) -> T:
+    """The one ``T`` of ``settings``' run in this process: shared by all its transfers
+    (threads included), made on first use, forgotten when the settings are."""
+    with _share_lock:
+        found = registry.get(id(settings))
+        if found is None:
+            import weakref
+
+            found = registry[id(settings)] = make()
+            weakref.finalize(settings, registry.pop, id(settings), None)
+        return found
+
+
 _shares: dict[int, Any] = {}  # id(settings) -> its run's cookie store
+
+
+def _new_share() -> Any:
+    import pycurl
+
+    share = pycurl.CurlShare()
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
+    return share
 
 
 def _cookie_share(settings: Settings) -> Any:
     """The cookie store every handle of one run shares in this process, so a cookie a
     server sets on one connection is sent on the others (pycurl locks it for threads).
     Another run, with other settings, starts from its own options' cookies only."""
-    with _share_lock:
-        share = _shares.get(id(settings))
-        if share is None:
-            import weakref
-
-            import pycurl
-
-            share = _shares[id(settings)] = pycurl.CurlShare()
-            share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
-            weakref.finalize(settings, _shares.pop, id(settings), None)
-        return share
+    return _of_run(_shares, settings, _new_share)
 
 
 def cookie_lines(settings: Settings) -> list[str]:
@@ -215,14 +230,7 @@ _inflight: dict[int, Inflight] = {}
 
 def inflight_for(settings: Settings) -> Inflight:
     """What the transfers of one run in this process are doing."""
-    with _share_lock:
-        found = _inflight.get(id(settings))
-        if found is None:
-            import weakref
-
-            found = _inflight[id(settings)] = Inflight()
-            weakref.finalize(settings, _inflight.pop, id(settings), None)
-        return found
+    return _of_run(_inflight, settings, Inflight)
 
 
 _rates: dict[int, Rates] = {}  # id(settings) -> its run's caps in this process
@@ -232,16 +240,9 @@ def rates_for(settings: Settings) -> Rates | None:
     """The bandwidth caps every transfer of one run shares in this process, if any."""
     if not settings.rate and not settings.host_rate:
         return None
-    with _share_lock:
-        rates = _rates.get(id(settings))
-        if rates is None:
-            import weakref
-
-            rates = _rates[id(settings)] = Rates(
-                settings.rate, settings.host_rate, time.monotonic()
-            )
-            weakref.finalize(settings, _rates.pop, id(settings), None)
-        return rates
+    return _of_run(
+        _rates, settings, lambda: Rates(settings.rate, settings.host_rate, time.monotonic())
+    )
 
 
 def resume_paused(rates: Rates, now: float) -> float | None:
