@@ -39,7 +39,6 @@ def make_files(data: Path) -> None:
 
 
 def run_once(src: str, engine: str, listing: Path, dest: Path) -> tuple[float, float]:
-    shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -64,16 +63,27 @@ def main() -> int:
     trees = dict(t.split("=", 1) for t in args.tree)
     make_files(args.data / "files")
     listing = args.data / "list.txt"
-    dest = args.data / "dest"
+    work = args.data / "dest"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    os.sync()
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    count = 0
     with PrivateNginx(args.data / "files") as nginx:
         listing.write_text("".join(f"{nginx.base_url}/f{i:05d}.bin\n" for i in range(FILES)))
         for _ in range(args.rounds):
             for name, src in trees.items():
                 for engine in args.engines.split(","):
+                    # Every run writes to a folder of its own, all removed at the end: on
+                    # ext4, creating files just after deleting thousands costs several
+                    # times more (the allocator skips recently deleted inodes one by
+                    # one), which would measure the last run's clean-up, not this run.
+                    count += 1
+                    dest = work / str(count)
                     runs.setdefault((name, engine), []).append(
                         run_once(os.path.abspath(src), engine, listing, dest)
                     )
+    shutil.rmtree(work, ignore_errors=True)
     for (name, engine), values in runs.items():
         wall = statistics.median(w for w, _ in values)
         cpu = statistics.median(c for _, c in values)

@@ -295,3 +295,6 @@ class Settings:
     rate: float | None = None  # bytes per second for the whole run (this process's share)
     host_rate: float | None = None  # bytes per second from any one host
     content_disposition: bool = False  # name files as the server's Content-Disposition says
+    # The destination held nothing when this run started: a name of the run is there only
+    # once the run put it there, so a first attempt needs no look for a complete file.
+    fresh: bool = False

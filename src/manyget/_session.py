@@ -95,6 +95,24 @@ def prepare_dest(dest: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _for_run(config: Config) -> Config:
+    """``config`` for one run over its destination: its settings say ``fresh`` when the
+    folder held nothing at the start (no name of the run can be there before the run
+    puts it there, so first attempts skip the look for a complete file)."""
+    settings = config.settings
+    if settings.overwrite or settings.content_disposition or not _empty(settings.dest):
+        return config  # (a server-chosen name may be any later job's name)
+    return dataclasses.replace(config, settings=dataclasses.replace(settings, fresh=True))
+
+
+def _empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
 def _observers(progress: ProgressArg) -> list[Observer]:
     if progress is True:
         return [Bar()]
@@ -328,9 +346,10 @@ class Downloader:
     ) -> Iterator[Result]:
         """:meth:`iterate` for ``(line number, entry)`` pairs, as from a URL list file."""
         observers = _observers(self._progress)
-        feeder = _feeder(self.config, plan_lines(lines))
-        batches = pipeline(self.config, feeder)
-        return self._observe(batches, feeder, total, observers, tally or Tally())
+        config = _for_run(self.config)
+        feeder = _feeder(config, plan_lines(lines))
+        batches = pipeline(config, feeder)
+        return self._observe(batches, feeder, total, observers, tally or Tally(), config.settings)
 
     def _observe(
         self,
@@ -339,8 +358,9 @@ class Downloader:
         total: int | None,
         observers: list[Observer],
         tally: Tally,
+        settings: Settings,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally, self.config.settings)
+        run = _Run(observers, total, tally, settings)
         try:
             for batch in batches:
                 for _, result in batch:
@@ -451,11 +471,12 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        run = _Run(self._observers, None, None, self.config.settings)
+        config = _for_run(self.config)
+        run = _Run(self._observers, None, None, config.settings)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
-        feeder = _feeder(self.config, jobs, self._accept)
+        feeder = _feeder(config, jobs, self._accept)
         try:
-            for batch in pipeline(self.config, feeder):
+            for batch in pipeline(config, feeder):
                 for job, result in batch:
                     run.result(result)
                     future = self._futures.pop(job.index, None)
@@ -611,7 +632,7 @@ async def aiter_download(
     await _load_async_engine()
     from ._engines._asyncio import AsyncLoop, adrive
 
-    config = _async_config(dest, options)
+    config = _for_run(_async_config(dest, options))
     feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
@@ -785,9 +806,10 @@ class AsyncDownloader:
         await _load_async_engine()
         from ._engines._asyncio import AsyncLoop, adrive
 
-        run = _Run(_observers(self._progress), None, None, self.config.settings)
-        feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
-        runner = self._runner = AsyncLoop(self.config.settings, feeder.capacity)
+        config = _for_run(self.config)
+        run = _Run(_observers(self._progress), None, None, config.settings)
+        feeder = _feeder(config, _named(plan_lines(self._input()), self._names), self._accept)
+        runner = self._runner = AsyncLoop(config.settings, feeder.capacity)
         try:
             async for batch in adrive(feeder, runner):
                 for job, result in batch:

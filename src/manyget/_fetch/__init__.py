@@ -8,8 +8,9 @@ the only code that writes downloads), opened and locked only when the first byte
 successful response arrives (a 404 creates no file at all). When the body is complete,
 libcurl has already checked it against ``Content-Length``; the file is renamed onto its
 final name in one ``os.replace``, so a name under the destination is never a
-half-written file. A failure or cancellation after some bytes keeps the partial file with
-a sidecar, so the next attempt or run asks only for the rest
+half-written file (a small body of known length goes to a file with no name instead,
+linked to its final name when complete). A failure or cancellation after some bytes
+keeps the partial file with a sidecar, so the next attempt or run asks only for the rest
 (:func:`~manyget._fetch._state.on_response` judges the answer). Whether to try again, and
 when, is the driver's :class:`~manyget._hosts.Feeder`'s decision.
 

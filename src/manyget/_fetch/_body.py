@@ -11,7 +11,7 @@ from .._jobs import Job, disposition_name, mask_url
 from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
-from ._part import Busy, Part, sha256_of
+from ._part import Busy, Folder, Part
 from ._state import (
     BUSY,
     DISK,
@@ -51,6 +51,7 @@ class Body:
     __slots__ = (
         "_disposition",
         "_field",
+        "_folder",
         "_left",
         "_length",
         "_local",
@@ -75,8 +76,13 @@ class Body:
         resume: bool,
         max_size: int | None = None,
         disposition: bool = False,
+        folder: Folder | None = None,
     ) -> None:
+        """``folder``: small bodies may go to files with no name there (see
+        :meth:`Part.open_unnamed`); only given with ``resume``, which looks for a partial
+        file first."""
         self.url = job.url
+        self._folder = folder
         self._disposition = disposition
         self._rename: str | None = None
         self._sha256 = job.sha256
@@ -140,10 +146,22 @@ class Body:
             return False
         self.offset = opening.offset
         self._length = opening.length
+        part = self._part
+        folder = self._folder
         try:
-            self._part.open(self.offset)
+            # A small fresh body, with no partial file to reuse, goes to a file with no
+            # name; anything that may be resumed goes to .NAME.part.
+            if (
+                opening.sidecar
+                or self.offset
+                or part.there
+                or folder is None
+                or not folder.unnamed
+                or not part.open_unnamed(folder)
+            ):
+                part.open(self.offset)
             if opening.sidecar:
-                self._part.remember(self._memo())
+                part.remember(self._memo())
         except Busy:
             self._phase = BUSY
             return False
@@ -230,9 +248,7 @@ class Body:
     def _publish(self, status: int | None, size: int) -> Attempt:
         part = self._part
         if self._sha256 is not None:
-            # Read back through another descriptor while ours still holds the lock: the
-            # bytes went out with os.write, unbuffered, so they are all there.
-            got = sha256_of(part.tmp)
+            got = part.digest()
             if got != self._sha256:
                 part.drop()
                 message = f"sha256 mismatch: got {got}, expected {self._sha256}"

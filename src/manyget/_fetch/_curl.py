@@ -20,6 +20,7 @@ from .._log import DEBUG, logger
 from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
 from ._body import Body
+from ._part import Folder
 from ._rate import Rates
 
 __all__ = [
@@ -317,6 +318,7 @@ class Transfer:
         "_cookie_hosts",
         "_disposition",
         "_extra",
+        "_folder",
         "_head",
         "_here_headers",
         "_hops",
@@ -378,6 +380,7 @@ class Transfer:
         self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
         # A compressed answer's ranges count encoded bytes: it is never resumed.
         self._resume = not settings.overwrite and not settings.request.compressed
+        self._folder = Folder(self._prefix) if self._resume else None
         self._max = settings.max_size
         import pycurl  # once per handle, not per file
 
@@ -391,6 +394,8 @@ class Transfer:
 
     def close(self) -> None:
         self.curl.close()
+        if self._folder is not None:
+            self._folder.close()
 
     def path(self, job: Job) -> str:
         return self._prefix + job.name
@@ -404,6 +409,7 @@ class Transfer:
             resume=self._resume,
             max_size=self._max,
             disposition=self._disposition,
+            folder=self._folder,
         )
         self._status = 0
         self._lines.clear()

@@ -1,0 +1,157 @@
+"""Where a body goes on disk: small bodies in files with no name, bigger ones in .NAME.part.
+
+A body of known length up to 1 MiB is written to an ``O_TMPFILE`` file and linked to its
+final name when complete; no name in the destination ever refers to it before. Each test
+watches the destination while a slow body arrives (the server drips it), on every engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import manyget
+from manyget import Status
+from manyget._fetch import _part
+from manyget._options import configure
+from manyget._server import Server
+from manyget._server._resources import bytes_chunks
+from manyget._session import _for_run
+
+
+def served(size: int) -> bytes:
+    return b"".join(bytes_chunks(size, 0, size))
+
+
+def _watch(folder: Path, stop: threading.Event, seen: set[str]) -> None:
+    while not stop.is_set():
+        seen.update(os.listdir(folder))
+        time.sleep(0.005)
+
+
+def _download_watched(url: str, dest: Path, **options: object) -> tuple[manyget.Report, set[str]]:
+    """Download ``url`` while noting every name that appears in ``dest``."""
+    seen: set[str] = set()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(dest, stop, seen), daemon=True)
+    watcher.start()
+    try:
+        report = manyget.download([url], dest, **options)  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        watcher.join(5)
+    seen.update(os.listdir(dest))
+    return report, seen
+
+
+def test_small_body_has_no_name_until_complete(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """20 KB dripped over ~0.4 s: no .part, no lock file, only the final name at the end."""
+    size = 20_000
+    url = f"{server.url}/faults/drip/{size}?interval=0.02&chunk=1000"
+    report, seen = _download_watched(url, tmp_path, engine=engine)
+    (result,) = report.results
+    assert result.status is Status.OK
+    assert seen == {str(size)}
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_big_body_goes_to_a_partial_file(server: Server, tmp_path: Path) -> None:
+    """Over 1 MiB, the body is written where a later run can resume it: .NAME.part."""
+    size = 2_000_000
+    url = f"{server.url}/faults/drip/{size}?interval=0.02&chunk=100000"
+    report, seen = _download_watched(url, tmp_path)
+    assert report.results[0].status is Status.OK
+    assert f".{size}.part" in seen
+    assert sorted(os.listdir(tmp_path)) == [str(size)]
+
+
+def test_file_system_without_unnamed_files(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel refuses O_TMPFILE (an old one opens the folder: EISDIR), the
+    partial file takes over for the rest of the run."""
+    monkeypatch.setattr(_part, "_O_TMPFILE", os.O_DIRECTORY)
+    size = 20_000
+    url = f"{server.url}/faults/drip/{size}?interval=0.02&chunk=2000"
+    report, seen = _download_watched(url, tmp_path)
+    assert report.results[0].status is Status.OK
+    assert f".{size}.part" in seen
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_name_taken_meanwhile_is_replaced_whole(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """A file put under the final name while the body arrives is replaced by the whole
+    download, as a rename replaces it, and no spare name is left behind."""
+    size = 20_000
+    url = f"{server.url}/faults/drip/{size}?interval=0.02&chunk=1000"
+    (tmp_path / "other").write_bytes(b"")  # not empty: the run looks before it skips
+
+    def intrude() -> None:
+        time.sleep(0.15)
+        (tmp_path / str(size)).write_bytes(b"someone else")
+
+    thread = threading.Thread(target=intrude)
+    thread.start()
+    report = manyget.download([url], tmp_path, engine=engine)
+    thread.join()
+    assert report.results[0].status is Status.OK
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert sorted(os.listdir(tmp_path)) == [str(size), "other"]
+
+
+def test_cut_small_body_is_kept_for_a_resume(server: Server, engine: str, tmp_path: Path) -> None:
+    """A small body cut short is named .NAME.part with its sidecar, and resumed."""
+    size = 100_000
+    url = f"{server.url}/truncate/{size}"
+    (first,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert first.status is Status.ERROR
+    assert first.kept == size // 2
+    assert sorted(os.listdir(tmp_path)) == [f".{size}.part", f".{size}.part.json"]
+    (second,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert second.status is Status.OK
+    assert second.history[-1].http_status == 206
+    assert os.listdir(tmp_path) == [str(size)]
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_checksum_of_a_body_with_no_name(server: Server, tmp_path: Path) -> None:
+    """The sha256 of a small body is read back from the unnamed file before it is linked."""
+    size = 30_000
+    import hashlib
+
+    good = hashlib.sha256(served(size)).hexdigest()
+    url = f"{server.url}/bytes/{size}"
+    ok = manyget.download([f"{url}\tsha256={good}"], tmp_path).results[0]
+    assert ok.status is Status.OK
+    other = tmp_path / "other"
+    other.mkdir()
+    bad = manyget.download([f"{url}\tsha256={'0' * 64}"], other).results[0]
+    assert bad.status is Status.ERROR
+    assert "sha256 mismatch" in (bad.error or "")
+    assert os.listdir(other) == []
+
+
+def test_fresh_only_for_an_empty_destination(tmp_path: Path) -> None:
+    """A run skips the look for complete files only where the folder was empty."""
+    config = configure(tmp_path, {})
+    assert _for_run(config).settings.fresh
+    (tmp_path / "x").write_bytes(b"")
+    assert not _for_run(config).settings.fresh
+    (tmp_path / "x").unlink()
+    assert not _for_run(configure(tmp_path, {"overwrite": True})).settings.fresh
+    assert not _for_run(configure(tmp_path, {"content_disposition": True})).settings.fresh
+
+
+def test_complete_file_skipped_when_folder_not_empty(server: Server, tmp_path: Path) -> None:
+    """The look a fresh run skips still happens on a rerun: complete files are skipped."""
+    url = f"{server.url}/bytes/1000"
+    assert manyget.download([url], tmp_path).results[0].status is Status.OK
+    assert manyget.download([url], tmp_path).results[0].status is Status.SKIPPED
