@@ -253,3 +253,37 @@ def test_timeouts_validate() -> None:
     """Timeouts must be positive."""
     with pytest.raises(UsageError):
         Timeouts(connect=0)
+
+
+def test_records_made_once_per_file_stay_frozen_values() -> None:
+    """Job, Attempt and Result get a faster __init__ (quick_init) and stay frozen,
+    hashable, comparable and replaceable, with the dataclass's own signature."""
+    import dataclasses
+    import inspect
+
+    from manyget import Attempt, Job, Result, Status
+    from manyget._frozen import quick_init
+
+    attempt = Attempt(http_status=200, complete=True, nbytes=5)
+    assert attempt == Attempt(http_status=200, complete=True, nbytes=5)
+    assert hash(attempt) == hash(Attempt(http_status=200, complete=True, nbytes=5))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        attempt.nbytes = 6  # type: ignore[misc]
+    assert dataclasses.replace(attempt, kept=3).kept == 3
+    with pytest.raises(TypeError):
+        Attempt(200)  # type: ignore[call-arg]  # keyword-only, as declared
+    with pytest.raises(TypeError):
+        Result(url="u", path=None)  # type: ignore[call-arg]  # status is required
+    job = Job("http://h/x", "x", 3)
+    assert (job.index, job.headers, job.mirrors) == (3, (), ())
+    params = inspect.signature(Result).parameters
+    assert [p.name for p in params.values()][:3] == ["url", "path", "status"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
+    assert Result(url="u", path=None, status=Status.ERROR).history == ()
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithFactory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError):
+        quick_init(WithFactory)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias, cast
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
+from ._frozen import quick_init
+
 __all__ = [
     "PENDING",
     "Job",
@@ -74,6 +76,7 @@ PENDING: Final = _Pending()
 (a pipe) has no line ready. Planning passes it through; the host gate answers WAIT."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Job:
     """One URL to fetch and the name (relative to the destination) to save it under.

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ._frozen import quick_init
+
 if TYPE_CHECKING:
     from ._jobs import Job
 
@@ -61,6 +63,7 @@ class AttemptKind(enum.StrEnum):
     CANCELLED = "cancelled"  # the run stopped while the request was in flight
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
     """What one request produced.
@@ -90,6 +93,7 @@ class Attempt:
         return self.complete
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     """The outcome of one URL.
