@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
@@ -189,6 +190,8 @@ class Feeder:
         "_accept",
         "_bound_since",
         "_due",
+        "_log",
+        "_log_checked",
         "_order",
         "_prefix",
         "_retry",
@@ -226,6 +229,8 @@ class Feeder:
         self.kept_bytes = 0
         self.host_bound = 0.0  # seconds with room for more, but only per-host-held jobs
         self._bound_since: float | None = None
+        self._log: logging.Logger | None = None  # the DEBUG logger, when on
+        self._log_checked = -math.inf
 
     @property
     def finished(self) -> bool:
@@ -289,7 +294,10 @@ class Feeder:
                 mirror_hosts=job.mirror_hosts[1:],
             )  # fmt: skip
             delay = 0.0
-        log = logger(DEBUG)
+        if now >= self._log_checked:  # whether DEBUG is on, looked at once a second
+            self._log = logger(DEBUG)
+            self._log_checked = now + 1.0
+        log = self._log
         if log is not None:
             _log_attempt(log, job, attempt, len(history), delay)
         if delay is None:

@@ -608,29 +608,35 @@ class _DigestSet:
                 return False
             i = (i + 1) & mask
 
-    def add(self, key: int) -> None:
+    def add(self, key: int) -> bool:
+        """Add ``key``; False when it was there already (one probe for both answers)."""
         if 2 * (self._count + 1) > len(self._slots):
             self._grow()
         slots, mask = self._slots, self._mask
         i = key & mask
-        while slots[i] != 0:
-            if slots[i] == key:
-                return
+        while True:
+            value = slots[i]
+            if value == 0:
+                slots[i] = key
+                self._count += 1
+                return True
+            if value == key:
+                return False
             i = (i + 1) & mask
-        slots[i] = key
-        self._count += 1
 
     def __len__(self) -> int:
         return self._count
 
     def _grow(self) -> None:
         old = self._slots
-        self._slots = array("Q", bytes(16 * len(old)))
-        self._mask = len(self._slots) - 1
-        self._count = 0
-        for key in old:
+        slots = self._slots = array("Q", bytes(16 * len(old)))
+        mask = self._mask = len(slots) - 1
+        for key in old:  # every key is distinct: find a free slot, nothing else
             if key:
-                self.add(key)
+                i = key & mask
+                while slots[i]:
+                    i = (i + 1) & mask
+                slots[i] = key
 
 
 # A path whose last segment is already a safe name: plain ASCII, no escapes, query or
@@ -731,14 +737,10 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
         if fields.name is not None:
             name = clean_name(fields.name)
         base = name
-        key = _digest(name)
         salt = 0
-        while key in used:  # a suffix from the URL's hash; salted if that is taken too
-            candidate = with_suffix(base, url_tag(url, salt))
-            key = _digest(candidate)
-            name = candidate
+        while not used.add(_digest(name)):  # taken: a suffix from the URL's hash, salted
+            name = with_suffix(base, url_tag(url, salt))  # if that is taken too
             salt += 1
-        used.add(key)
         if not fields.mirrors:
             yield Job(url, name, index, line, None, sha256, host, fields.headers)
             continue

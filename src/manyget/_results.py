@@ -41,10 +41,17 @@ class Status(enum.Enum):
     ERROR = "error"
     SKIPPED = "skipped"
 
+    # Members hash by identity, in C: Enum's own __hash__ is a Python call, and every
+    # result is counted by its status.
+    __hash__ = object.__hash__
+
     @property
     def succeeded(self) -> bool:
         """True when the file is complete under ``dest`` after the run."""
-        return self in (Status.OK, Status.SKIPPED)
+        return self in _SUCCEEDED
+
+
+_SUCCEEDED = frozenset((Status.OK, Status.SKIPPED))
 
 
 class AttemptKind(enum.StrEnum):
@@ -120,7 +127,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status.succeeded
+        return self.status in _SUCCEEDED
 
     @property
     def http_version(self) -> str | None:
