@@ -155,3 +155,22 @@ def test_complete_file_skipped_when_folder_not_empty(server: Server, tmp_path: P
     url = f"{server.url}/bytes/1000"
     assert manyget.download([url], tmp_path).results[0].status is Status.OK
     assert manyget.download([url], tmp_path).results[0].status is Status.SKIPPED
+
+
+def test_unnamed_file_that_cannot_be_linked_is_copied(
+    server: Server, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where linking through /proc is refused (a sandbox without it), the finished body is
+    copied to .NAME.part and published as before, cut bodies are kept the same way, and
+    the rest of the run uses partial files."""
+    monkeypatch.setattr(_part, "_PROC_FD", "/nonexistent-proc/self/fd/")
+    urls = [f"{server.url}/bytes/{size}" for size in (1000, 2000, 3000)]
+    report = manyget.download([*urls, f"{server.url}/truncate/50000"], tmp_path, engine=engine,
+                              retries=0)  # fmt: skip
+    assert [r.status for r in report.results[:3]] == [Status.OK] * 3
+    for size in (1000, 2000, 3000):
+        assert (tmp_path / str(size)).read_bytes() == served(size)
+    cut = report.results[3]
+    assert (cut.status, cut.kept) == (Status.ERROR, 25000)
+    assert sorted(os.listdir(tmp_path)) == [".50000.part", ".50000.part.json", "1000", "2000",
+                                            "3000"]  # fmt: skip

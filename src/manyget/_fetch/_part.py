@@ -26,6 +26,7 @@ __all__ = ["Busy", "Folder", "Part", "preflight", "sha256_of"]
 
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)  # Linux: a file with no name until linked
 _UNSUPPORTED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # O_TMPFILE refused here
+_PROC_FD = "/proc/self/fd/"  # where an unnamed file is found to link it (linkat)
 
 
 def preflight(job: Job, path: str, settings: Settings) -> Result | None:
@@ -239,11 +240,15 @@ class Part:
         if folder is not None:
             name = self.final[len(folder.prefix) :]
             try:
-                self._link(name)
-            except FileExistsError:  # the name appeared meanwhile: replace it, as a rename does
-                self._link_replacing(name)
-            self._close()
-            return
+                try:
+                    self._link(name)
+                except FileExistsError:  # the name appeared meanwhile: replace it, as a
+                    self._link_replacing(name)  # rename does
+            except OSError:  # linking refused (no usable /proc): copy, then publish below
+                self._copy_to_part()
+            else:
+                self._close()
+                return
         self._close()
         self._forget()
         os.replace(self.tmp, self.final)
@@ -251,7 +256,28 @@ class Part:
     def _link(self, name: str) -> None:
         """Give the file with no name ``name`` (``linkat``, which never replaces a file)."""
         assert self._folder is not None
-        os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=self._folder.fd())
+        os.link(f"{_PROC_FD}{self.fd}", name, dst_dir_fd=self._folder.fd())
+
+    def _copy_to_part(self) -> None:
+        """Where an unnamed file cannot be linked, copy it to ``.NAME.part`` (locked, as
+        any partial file) and use partial files for the rest of the run."""
+        folder = self._folder
+        assert folder is not None
+        folder.unnamed = False
+        source, size = self.fd, os.fstat(self.fd).st_size
+        self._folder = None
+        self.fd = -1
+        self.sidecar = True  # a stale sidecar of a reused .NAME.part goes at publish
+        try:
+            try:
+                self.open(0)
+            except Busy:
+                raise OSError(errno.EBUSY, "another process is writing its partial file") from None
+            offset = 0
+            while offset < size:
+                offset += os.sendfile(self.fd, source, offset, size - offset)
+        finally:
+            os.close(source)
 
     def _link_replacing(self, name: str) -> None:
         assert self._folder is not None
@@ -282,7 +308,15 @@ class Part:
                 target = os.path.join(directory, candidate)
                 try:
                     if unnamed:
-                        self._link(candidate)
+                        try:
+                            self._link(candidate)
+                        except FileExistsError:
+                            raise
+                        except OSError:  # linking refused: copy, and go on as named
+                            self._copy_to_part()
+                            self._close()
+                            unnamed = False
+                            os.link(self.tmp, target)
                     else:
                         os.link(self.tmp, target)
                 except FileExistsError:
@@ -307,9 +341,15 @@ class Part:
                 return 0
             try:
                 self._link(self.tmp[len(folder.prefix) :])
-            except OSError:  # e.g. another process's partial file has that name
+            except FileExistsError:  # e.g. another process's partial file has that name
                 self._close()
                 return 0
+            except OSError:  # linking refused: a copy keeps the bytes
+                try:
+                    self._copy_to_part()
+                except OSError:
+                    self._close()
+                    return 0
             self._folder = None  # a partial file like any other from here on
         size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
         self._close()
