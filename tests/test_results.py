@@ -281,6 +281,14 @@ def test_records_made_once_per_file_stay_frozen_values() -> None:
     assert all(p.kind is p.KEYWORD_ONLY for p in params.values())
     assert Result(url="u", path=None, status=Status.ERROR).history == ()
 
+    import copy
+    import pickle
+
+    result = Result(url="u", path="p", status=Status.OK, history=(attempt,))
+    for value in (job, attempt, result):
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.deepcopy(value) == value
+
     @dataclasses.dataclass(frozen=True, slots=True)
     class WithFactory:
         items: list[int] = dataclasses.field(default_factory=list)
