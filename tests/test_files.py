@@ -157,20 +157,95 @@ def test_complete_file_skipped_when_folder_not_empty(server: Server, tmp_path: P
     assert manyget.download([url], tmp_path).results[0].status is Status.SKIPPED
 
 
+@pytest.mark.parametrize("engine", ["multi", "sequential", "threads", "asyncio"])
 def test_unnamed_file_that_cannot_be_linked_is_copied(
     server: Server, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where linking through /proc is refused (a sandbox without it), the finished body is
     copied to .NAME.part and published as before, cut bodies are kept the same way, and
-    the rest of the run uses partial files."""
+    the rest of the run uses partial files. (Engines in this process: the patch that
+    refuses the link does not reach worker processes.)"""
     monkeypatch.setattr(_part, "_PROC_FD", "/nonexistent-proc/self/fd/")
     urls = [f"{server.url}/bytes/{size}" for size in (1000, 2000, 3000)]
     report = manyget.download([*urls, f"{server.url}/truncate/50000"], tmp_path, engine=engine,
                               retries=0)  # fmt: skip
-    assert [r.status for r in report.results[:3]] == [Status.OK] * 3
+    by_url = {r.url.rpartition("/")[2]: r for r in report.results}
+    assert [by_url[str(size)].status for size in (1000, 2000, 3000)] == [Status.OK] * 3
     for size in (1000, 2000, 3000):
         assert (tmp_path / str(size)).read_bytes() == served(size)
-    cut = report.results[3]
+    cut = by_url["50000"]
     assert (cut.status, cut.kept) == (Status.ERROR, 25000)
     assert sorted(os.listdir(tmp_path)) == [".50000.part", ".50000.part.json", "1000", "2000",
                                             "3000"]  # fmt: skip
+
+
+def test_dir_puts_files_in_folders_of_their_own(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """dir= (aria2c's) saves a file in a folder under the destination, made when its
+    first byte arrives; names are unique per folder; a rerun skips what is complete."""
+    entries = [
+        f"{server.url}/bytes/1000\tdir=a/b",
+        f"{server.url}/bytes/1000\tdir=a/b",  # the same name in the same folder: a suffix
+        f"{server.url}/bytes/1000\tdir=c",
+        f"{server.url}/bytes/2000000\tdir=big",  # over 1 MiB: a partial file in the folder
+        f"{server.url}/status/404\tdir=never",  # no body: no folder either
+    ]
+    report = manyget.download(entries, tmp_path, engine=engine)
+    assert sorted(r.status.value for r in report.results) == ["not_found"] + ["ok"] * 4
+    done = [r for r in report.results if r.path is not None]
+    paths = sorted(str(Path(r.path).relative_to(tmp_path)) for r in done if r.path)
+    assert paths[0] == "a/b/1000"
+    assert paths[1].startswith("a/b/1000~")
+    assert paths[2:] == ["big/2000000", "c/1000"]
+    for result in done:
+        assert result.path is not None
+        assert Path(result.path).read_bytes() == served(result.bytes)
+    assert sorted(os.listdir(tmp_path)) == ["a", "big", "c"]
+    again = manyget.download(entries[:4], tmp_path, engine=engine)
+    assert [r.status for r in again.results] == [Status.SKIPPED] * 4
+
+
+def test_dir_never_follows_a_planted_link(server: Server, tmp_path: Path) -> None:
+    """A symbolic link where a dir= folder should be is refused, not written through;
+    '..' and absolute folders are bad lines."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "evil").symlink_to(outside)
+    entries = [
+        f"{server.url}/bytes/1000\tdir=evil",
+        f"{server.url}/bytes/1000\tdir=evil/deeper",
+        f"{server.url}/bytes/1000\tdir=../outside",
+        f"{server.url}/bytes/1000\tdir=/tmp",
+    ]
+    results = manyget.download(entries, dest, retries=0).results
+    assert [r.status for r in results] == [Status.ERROR] * 4
+    errors = [r.error or "" for r in results]
+    assert sum("absolute path" in error for error in errors) == 1
+    assert sum("no '..'" in error for error in errors) == 1
+    assert sum("'evil' on the way is not a folder" in error for error in errors) == 2
+    assert os.listdir(outside) == []
+
+
+def test_dir_from_aria2c_and_json_lists(server: Server, tmp_path: Path) -> None:
+    """An aria2c input file's indented dir= and a JSON line's "dir" both work."""
+    import json
+    import subprocess
+    import sys
+
+    aria = tmp_path / "list.txt"
+    aria.write_text(f"{server.url}/bytes/1000\n  dir=from-aria2c\n  out=one.bin\n")
+    jsonl = tmp_path / "list.jsonl"
+    jsonl.write_text(json.dumps({"url": f"{server.url}/bytes/2000", "dir": "from-json"}) + "\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    for listing in (aria, jsonl):
+        run = subprocess.run(
+            [sys.executable, "-m", "manyget", "get", "-q", "-i", str(listing), "-d", str(dest)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    assert (dest / "from-aria2c" / "one.bin").read_bytes() == served(1000)
+    assert (dest / "from-json" / "2000").read_bytes() == served(2000)

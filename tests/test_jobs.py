@@ -182,7 +182,7 @@ def test_odd_authorities_are_not_taken_as_origins(first: str) -> None:
 def test_aria2c_input_files_read_as_they_are() -> None:
     """An aria2c input file: TAB-separated mirrors, then indented options folded into the
     entry (out=, checksum=sha-256=, header=; speed-only ones ignored); an indented URL is
-    still a URL; dir= is refused plainly."""
+    still a URL; an absolute dir= is refused plainly."""
     from manyget._jobs import parse_entry
 
     digest = "ab" * 32

@@ -289,14 +289,16 @@ def _jsonl_entry(record: object) -> str:
     if not isinstance(record, dict) or not isinstance(record.get("url"), str):
         return '-\tproblem=a JSON line needs an object with a "url" string'
     fields = [record["url"]]
-    name, sha256 = record.get("name"), record.get("sha256")
+    name, sha256, folder = record.get("name"), record.get("sha256"), record.get("dir")
     headers, mirrors = record.get("headers") or {}, record.get("mirrors") or []
-    if not all(isinstance(v, str) for v in (name or "", sha256 or "")):
-        return f"{record['url']}\tproblem=name and sha256 must be strings"
+    if not all(isinstance(v, str) for v in (name or "", sha256 or "", folder or "")):
+        return f"{record['url']}\tproblem=name, dir and sha256 must be strings"
     if not isinstance(headers, dict) or not isinstance(mirrors, list):
         return f"{record['url']}\tproblem=headers must be an object, mirrors a list"
     if name:
         fields.append(f"name={name}")
+    if folder:
+        fields.append(f"dir={folder}")
     if sha256:
         fields.append(f"sha256={sha256}")
     fields += [f"header={k}: {v}" for k, v in headers.items()]
@@ -337,6 +339,36 @@ class Entry(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()  # request headers for this URL only
     mirrors: tuple[str, ...] = ()  # other URLs of the same file, tried in turn on failure
     problem: str | None = None
+    folder: str | None = None  # a folder under the destination to save it in
+
+
+def clean_folder(text: str) -> tuple[str | None, str | None]:
+    """``(folder, problem)``: ``text`` (aria2c's ``dir=``) as a relative folder under the
+    destination, each segment made safe like a name (``a/b``), or why it cannot be one.
+
+    An absolute path or a ``..`` segment is refused (it would leave the destination);
+    empty and ``.`` segments are dropped; at most :data:`MAX_FOLDER_DEPTH` segments and
+    :data:`MAX_FOLDER_BYTES` bytes.
+    """
+    raw = text.strip(_ASCII_SPACE).replace("\\", "/")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        return None, "dir= must be a folder inside the destination, not an absolute path"
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None, "dir= must stay inside the destination (no '..')"
+    if len(parts) > MAX_FOLDER_DEPTH:
+        return None, f"dir= is deeper than {MAX_FOLDER_DEPTH} folders"
+    clean = [clean_name(part) for part in parts]
+    if any(not part for part in clean):
+        return None, f"dir= has a segment that is no usable name: {text!r}"
+    folder = "/".join(clean)
+    if len(folder.encode(errors="replace")) > MAX_FOLDER_BYTES:
+        return None, f"dir= is longer than {MAX_FOLDER_BYTES} bytes"
+    return folder or None, None
+
+
+MAX_FOLDER_DEPTH = 32
+MAX_FOLDER_BYTES = 1024
 
 
 def parse_entry(entry: str) -> Entry:
@@ -351,7 +383,7 @@ def parse_entry(entry: str) -> Entry:
     url = url.strip(_ASCII_SPACE)
     if not tab:
         return Entry(url)
-    checksum = name = None
+    checksum = name = folder = None
     headers: list[tuple[str, str]] = []
     mirrors: list[str] = []
     for field in rest.split("\t"):
@@ -367,8 +399,11 @@ def parse_entry(entry: str) -> Entry:
             key, value = "sha256", value[len("sha-256=") :]
         if key == "problem" and eq:  # a line a reader could not turn into an entry
             return Entry(url, problem=value)
-        if key == "dir":
-            return Entry(url, problem="dir= (a folder per file) is not supported yet: use -d")
+        if key == "dir" and eq:
+            folder, problem = clean_folder(value)
+            if problem is not None:
+                return Entry(url, problem=problem)
+            continue
         if not eq or key not in ("sha256", "name", "header"):
             return Entry(url, problem=f"unknown field {field!r} (expected {_FIELDS})")
         if key == "sha256":
@@ -386,11 +421,11 @@ def parse_entry(entry: str) -> Entry:
             if not colon or not header or any(c in header for c in " \t") or "\0" in text:
                 return Entry(url, problem=f"a header is 'Name: value', got {value!r}")
             headers.append((header, text.strip(_ASCII_SPACE)))
-    return Entry(url, checksum, name, tuple(headers), tuple(mirrors))
+    return Entry(url, checksum, name, tuple(headers), tuple(mirrors), None, folder)
 
 
 _NO_FIELDS = Entry("")  # a plain URL's options: none
-_FIELDS = "sha256=HEX, name=NAME, header=NAME: VALUE or another URL of the same file"
+_FIELDS = "sha256=HEX, name=NAME, dir=FOLDER, header=NAME: VALUE or another URL of the same file"
 
 
 def _mirrors(urls: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
@@ -684,6 +719,15 @@ class _Origins:
         self._hosts[f"{scheme}://{authority}"] = host
 
 
+def _in_folder(folder: str, name: str, url: str, used: _DigestSet) -> str:
+    """``folder/name``, unique as a whole relative path (a suffix goes on the name)."""
+    path, salt = f"{folder}/{name}", 0
+    while not used.add(_digest(path)):
+        path = f"{folder}/{with_suffix(name, url_tag(url, salt))}"
+        salt += 1
+    return path
+
+
 def plan(urls: Iterable[str]) -> Iterator[Job]:
     """Turn URLs into jobs lazily, giving each a distinct safe name.
 
@@ -736,11 +780,14 @@ def plan_lines(items: Iterable[Line | _Pending]) -> Iterator[Job | _Pending]:
             name = _name_from(parts)
         if fields.name is not None:
             name = clean_name(fields.name)
-        base = name
-        salt = 0
-        while not used.add(_digest(name)):  # taken: a suffix from the URL's hash, salted
-            name = with_suffix(base, url_tag(url, salt))  # if that is taken too
-            salt += 1
+        if fields.folder is None:
+            base = name
+            salt = 0
+            while not used.add(_digest(name)):  # taken: a suffix from the URL's hash,
+                name = with_suffix(base, url_tag(url, salt))  # salted if that is taken too
+                salt += 1
+        else:
+            name = _in_folder(fields.folder, name, url, used)
         if not fields.mirrors:
             yield Job(url, name, index, line, None, sha256, host, fields.headers)
             continue

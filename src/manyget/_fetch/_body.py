@@ -77,17 +77,18 @@ class Body:
         max_size: int | None = None,
         disposition: bool = False,
         folder: Folder | None = None,
+        inside: Folder | None = None,
     ) -> None:
         """``folder``: small bodies may go to files with no name there (see
         :meth:`Part.open_unnamed`); only given with ``resume``, which looks for a partial
-        file first."""
+        file first. ``inside``: the destination, for a name in a folder (dir=)."""
         self.url = job.url
-        self._folder = folder
+        self._folder = folder if "/" not in job.name else None  # not in dir= folders
         self._disposition = disposition
         self._rename: str | None = None
         self._sha256 = job.sha256
         self._max = max_size
-        self._part = Part(prefix, job.name)
+        self._part = Part(prefix, job.name, inside)
         found = self._part.saved(job.url) if resume else None
         self.offset: int = 0
         self._saved: Saved | None = None
@@ -121,7 +122,7 @@ class Body:
         self._field = field
         if self._disposition:
             wanted = disposition_name(field("content-disposition"))
-            if wanted and wanted != os.path.basename(self._part.final):
+            if wanted and wanted != os.path.basename(self._part.shown):
                 self._rename = wanted
         if status == 200:  # the usual answer: no resume to judge, no header to look up
             opening = on_response(200, length, 0, None, None, None, self._max)
@@ -173,7 +174,7 @@ class Body:
     def _local_error(self, exc: OSError) -> None:
         disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         self._phase = DISK if disk_full else LOCAL
-        self._local = f"{self._part.final}: {exc.strerror or exc}"
+        self._local = f"{self._part.shown}: {exc.strerror or exc}"
 
     def write(self, data: bytes) -> bool:
         """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
@@ -213,7 +214,7 @@ class Body:
         part = self._part
         got = self.kept
         if end is End.BUSY:
-            message = f"busy: another process is writing {part.final}"
+            message = f"busy: another process is writing {part.shown}"
             return self._attempt(status, kind=AttemptKind.FATAL, error=message)
         if end is End.LOCAL:
             kind = AttemptKind.DISK if phase is DISK else AttemptKind.LOCAL

@@ -380,7 +380,7 @@ class Transfer:
         self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
         # A compressed answer's ranges count encoded bytes: it is never resumed.
         self._resume = not settings.overwrite and not settings.request.compressed
-        self._folder = Folder(self._prefix) if self._resume else None
+        self._folder = Folder(self._prefix, unnamed=self._resume)
         self._max = settings.max_size
         import pycurl  # once per handle, not per file
 
@@ -394,8 +394,7 @@ class Transfer:
 
     def close(self) -> None:
         self.curl.close()
-        if self._folder is not None:
-            self._folder.close()
+        self._folder.close()
 
     def path(self, job: Job) -> str:
         return self._prefix + job.name
@@ -410,6 +409,7 @@ class Transfer:
             max_size=self._max,
             disposition=self._disposition,
             folder=self._folder,
+            inside=self._folder,
         )
         self._status = 0
         self._lines.clear()

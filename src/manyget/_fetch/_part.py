@@ -36,12 +36,20 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
     skipped unless the run overwrites.
     """
     problem = job.problem  # planning (to_uri) leaves only plain ASCII URLs without one
+    shown = path
     if problem is not None:
         return Result(url=job.url, path=None, status=Status.ERROR, attempts=0, error=problem)
     # A destination empty at the start holds no name of this run before the run makes
     # it; elsewhere access() answers the usual "not there" without raising, and stat()
     # confirms the rest.
-    if settings.overwrite or settings.fresh or not os.access(path, os.F_OK):
+    if settings.overwrite or settings.fresh:
+        return None
+    if "/" in job.name:  # in a folder of its own (dir=): looked up without following links
+        reached = _folder_path(path, job.name)
+        if reached is None:
+            return None
+        path = reached
+    if not os.access(path, os.F_OK):
         return None
     try:
         info = os.stat(path)
@@ -51,9 +59,54 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
         return None
     if job.sha256 is None or sha256_of(path) == job.sha256:
         return Result(
-            url=job.url, path=path, status=Status.SKIPPED, bytes=info.st_size, attempts=0
+            url=job.url, path=shown, status=Status.SKIPPED, bytes=info.st_size, attempts=0
         )
     return None
+
+
+def _folder_path(path: str, name: str) -> str | None:
+    """``path`` (under a folder of the job's own) through a descriptor of that folder
+    walked without following links; None when the folder is not there (or not safe)."""
+    folder = name.rpartition("/")[0]
+    try:
+        fd = open_folder(path[: len(path) - len(name)], folder, create=False)
+    except OSError:
+        return None
+    _preflight_fds.append(fd)  # kept open while the path is in use: closed next call
+    while len(_preflight_fds) > 1:
+        os.close(_preflight_fds.pop(0))
+    return f"{_PROC_FD}{fd}/{name.rpartition('/')[2]}"
+
+
+_preflight_fds: list[int] = []
+
+
+def open_folder(prefix: str, folder: str, *, create: bool) -> int:
+    """A descriptor of ``folder`` (``a/b``) under ``prefix``, walked one segment at a time
+    and never through a symbolic link (a link planted on the way is refused, not
+    followed); missing segments are made when ``create``."""
+    fd = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in folder.split("/"):
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                inner = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OSError(exc.errno, f"{part!r} on the way is not a folder") from None
+                raise
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def sha256_of(path: str) -> str:
@@ -76,12 +129,29 @@ class Folder:
     It turns False at the first refusal, and the partial files take over.
     """
 
-    __slots__ = ("_fd", "prefix", "unnamed")
+    __slots__ = ("_fd", "_subs", "prefix", "unnamed")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, unnamed: bool = True) -> None:
         self.prefix = prefix
         self._fd = -1
-        self.unnamed = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
+        self.unnamed = unnamed and bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
+        self._subs: dict[str, int] = {}  # folders of dir= jobs: their descriptors
+
+    def sub(self, folder: str, *, create: bool) -> str:
+        """A prefix that reaches ``folder`` (``a/b``) through a descriptor of it, opened
+        without following links: nothing swapped in on the way later changes where
+        the bytes go."""
+        fd = self._subs.get(folder)
+        if fd is None:
+            if len(self._subs) >= 64:
+                self._close_subs()
+            fd = self._subs[folder] = open_folder(self.prefix, folder, create=create)
+        return f"{_PROC_FD}{fd}/"
+
+    def _close_subs(self) -> None:
+        for fd in self._subs.values():
+            os.close(fd)
+        self._subs.clear()
 
     def fd(self) -> int:
         if self._fd < 0:
@@ -92,6 +162,7 @@ class Folder:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._close_subs()
 
 
 class Part:
@@ -106,17 +177,43 @@ class Part:
     partial file (``O_EXCL`` succeeded) needs no ``unlink`` of a sidecar when published.
     """
 
-    __slots__ = ("_folder", "fd", "final", "sidecar", "there", "tmp")
+    __slots__ = ("_folder", "_inside", "fd", "final", "shown", "sidecar", "there", "tmp")
 
-    def __init__(self, prefix: str, name: str) -> None:
+    def __init__(self, prefix: str, name: str, inside: Folder | None = None) -> None:
         # ``prefix`` is the destination with its trailing separator: plain strings, not
         # pathlib or os.path.join, as this runs once per file.
-        self.final = prefix + name
+        self.final = self.shown = prefix + name  # shown: the path for people and results
         self.tmp = f"{prefix}.{name}.part"
         self.fd = -1
         self.sidecar = True  # a sidecar may exist: unlink it when done
         self.there = False  # saved() found a partial file (resumable or not)
         self._folder: Folder | None = None  # set while the file has no name
+        self._inside: Folder | None = None
+        if "/" in name:  # dir=: the file goes in a folder of its own, reached safely
+            assert inside is not None
+            self._inside = inside
+            self._reach(create=False)
+
+    def _reach(self, *, create: bool) -> bool:
+        """Point the paths at the job's folder through its descriptor (made if missing
+        when ``create``); False when it is not there yet."""
+        inside = self._inside
+        assert inside is not None
+        folder, _, base = self.shown[len(inside.prefix) :].rpartition("/")
+        try:
+            prefix = inside.sub(folder, create=create)
+        except FileNotFoundError:
+            if create:
+                raise
+            return False
+        except OSError:
+            if create:
+                raise
+            return False  # open() says why, with create
+        self.final = prefix + base
+        self.tmp = f"{prefix}.{base}.part"
+        self._inside = None
+        return True
 
     @property
     def meta(self) -> str:
@@ -124,6 +221,8 @@ class Part:
 
     def saved(self, url: str) -> tuple[int, Saved] | None:
         """The size of a resumable partial file for ``url`` and what its sidecar says."""
+        if self._inside is not None:
+            return None  # its folder is not there yet: nor is a partial file
         if not os.access(self.tmp, os.F_OK):  # the usual case, answered without an exception
             return None
         self.there = True
@@ -142,6 +241,8 @@ class Part:
 
     def open(self, offset: int) -> None:
         """Open for writing at ``offset`` (0: from scratch), holding the lock."""
+        if self._inside is not None:
+            self._reach(create=True)
         # O_NOFOLLOW: a symlink planted in the destination is never written through
         # (O_EXCL never follows one either).
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -187,7 +288,7 @@ class Part:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Busy(self.final) from None
+            raise Busy(self.shown) from None
 
     def write(self, data: bytes) -> None:
         written = os.write(self.fd, data)
@@ -302,6 +403,7 @@ class Part:
         if not unnamed:
             self._close()
         directory = os.path.dirname(self.final)
+        shown = os.path.dirname(self.shown)
         try:
             for salt in range(100):
                 candidate = name if salt == 0 else with_suffix(name, url_tag(url, salt))
@@ -324,11 +426,11 @@ class Part:
                 if not unnamed:
                     self._forget()
                     os.unlink(self.tmp)
-                return target
+                return os.path.join(shown, candidate)
         finally:
             if unnamed:
                 self._close()
-        raise FileExistsError(f"no free name for {name!r} in {directory}")
+        raise FileExistsError(f"no free name for {name!r} in {shown}")
 
     def keep(self, saved: Saved | None) -> int:
         """Stop writing, keeping the bytes for a resume when they can be validated; the
