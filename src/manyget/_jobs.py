@@ -375,7 +375,8 @@ def parse_entry(entry: str) -> Entry:
     """Split ``URL<TAB>field<TAB>...`` into its parts.
 
     Fields: ``sha256=HEX`` (or aria2c's ``checksum=sha-256=HEX``), ``name=NAME`` (aria2c's
-    ``out=``; made safe like any name), ``header=Name: value`` (repeatable; sent to the
+    ``out=``; made safe like any name), ``dir=FOLDER`` (see :func:`clean_folder`),
+    ``header=Name: value`` (repeatable; sent to the
     URL's own origin only), and further URLs of the same file (aria2c's mirrors, tried in
     turn when one fails: see :meth:`~manyget._hosts.Feeder.ended`).
     """
