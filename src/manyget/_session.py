@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
     from ._policy import Settings
+    from ._store import Stage, Store
 
 __all__ = [
     "AsyncDownloader",
@@ -93,6 +94,24 @@ def prepare_dest(dest: str | os.PathLike[str]) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise DestinationError(f"destination {str(path)!r} is not writable")
     return path
+
+
+def _open_dest(dest: str | os.PathLike[str], options: Options) -> tuple[Path, Store | None]:
+    """The local folder files are written to, and the object store they go to from there
+    (None for a local destination; see ``_store``)."""
+    from ._store import is_url, local_path
+
+    text = os.fspath(dest)
+    if not is_url(text):
+        return prepare_dest(local_path(text) or text), None
+    from ._store import open_store
+
+    store = open_store(text, options.get("staging"), options.get("storage_options"))
+    if store.staging is None:  # each run makes its own private folder
+        import tempfile
+
+        return Path(tempfile.gettempdir()), store
+    return prepare_dest(store.staging), store
 
 
 def _observers(progress: ProgressArg) -> list[Observer]:
@@ -278,8 +297,9 @@ class Downloader:
         queue_size: int | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.dest = prepare_dest(dest)
+        self.dest, self.store = _open_dest(dest, options)
         self.config = configure(self.dest, options)
+        self._stage: Stage | None = None  # the futures' run's uploads (store only)
         self._progress = progress
         concurrency = self.config.limits.concurrency
         self._window = max(64, 2 * concurrency)
@@ -328,9 +348,17 @@ class Downloader:
     ) -> Iterator[Result]:
         """:meth:`iterate` for ``(line number, entry)`` pairs, as from a URL list file."""
         observers = _observers(self._progress)
-        feeder = _feeder(self.config, plan_lines(lines))
-        batches = pipeline(self.config, feeder)
-        return self._observe(batches, feeder, total, observers, tally or Tally())
+        jobs = plan_lines(lines)
+        if self.store is None:
+            feeder = _feeder(self.config, jobs)
+            batches = pipeline(self.config, feeder)
+            return self._observe(batches, feeder, total, observers, tally or Tally())
+        from ._store import Stage
+
+        stage = Stage(self.store, self.config)  # lists the store: before any request
+        feeder = _feeder(stage.config, stage.mark(jobs))
+        batches = stage.stream(pipeline(stage.config, feeder), feeder)
+        return self._observe(batches, feeder, total, observers, tally or Tally(), stage.config)
 
     def _observe(
         self,
@@ -339,8 +367,9 @@ class Downloader:
         total: int | None,
         observers: list[Observer],
         tally: Tally,
+        config: Config | None = None,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally, self.config.settings)
+        run = _Run(observers, total, tally, (config or self.config).settings)
         try:
             for batch in batches:
                 for _, result in batch:
@@ -418,6 +447,10 @@ class Downloader:
                 future.cancel()
 
     def _start(self) -> None:
+        if self.store is not None:
+            from ._store import Stage
+
+            self._stage = Stage(self.store, self.config)  # lists the store, on this thread
         self._observers = _observers(self._progress)
         self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
         self._thread.start()
@@ -451,20 +484,36 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        run = _Run(self._observers, None, None, self.config.settings)
+        stage = self._stage
+        config = self.config if stage is None else stage.config
+        run = _Run(self._observers, None, None, config.settings)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
-        feeder = _feeder(self.config, jobs, self._accept)
+        if stage is not None:
+            jobs = stage.mark(jobs)
+        feeder = _feeder(config, jobs, self._accept)
+        lock = threading.Lock()  # uploads report from their own threads
+
+        def report(job: Job, result: Result) -> None:
+            with lock:
+                run.result(result)
+                future = self._futures.pop(job.index, None)
+            if future is not None:
+                future.set_result(result)
+
+        if stage is not None:
+            stage.set_report(report)
         try:
-            for batch in pipeline(self.config, feeder):
+            for batch in pipeline(config, feeder):
                 for job, result in batch:
-                    run.result(result)
-                    future = self._futures.pop(job.index, None)
-                    if future is not None:
-                        future.set_result(result)
+                    now = result if stage is None else stage.put(job, result)
+                    if now is not None:
+                        report(job, now)
         except BaseException as exc:  # handed to every waiting future, not lost
             self._error = exc
             self._fail_waiting()
         finally:
+            if stage is not None:
+                stage.close(feeder)  # waits for the uploads started
             run.finish(feeder)
 
     def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:
@@ -593,10 +642,17 @@ def download(
 
 
 def _async_config(dest: str | os.PathLike[str], options: Options) -> Config:
+    from ._store import is_url
+
+    if is_url(dest):
+        raise UsageError(
+            "the async API does not upload to object stores yet: use download(), "
+            "iter_download() or Downloader for an s3:// (fsspec URL) destination"
+        )
     engine = options.get("engine")
     if engine not in (None, "asyncio") or options.get("executor") is not None:
         raise UsageError("the async API runs the asyncio engine on your loop; leave out engine=")
-    return configure(prepare_dest(dest), {**options, "engine": "asyncio"})
+    return configure(_open_dest(dest, options)[0], {**options, "engine": "asyncio"})
 
 
 async def aiter_download(
