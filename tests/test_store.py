@@ -447,3 +447,38 @@ def test_file_url_is_a_local_folder(server: Server, tmp_path: Path) -> None:
     report = manyget.download([f"{server.url}/bytes/10"], f"file://{tmp_path}")
     assert report.ok
     assert (tmp_path / "10").read_bytes() == body(10)
+
+
+def test_s3_ctrl_c_stops_cleanly_and_leaves_only_whole_objects(
+    server: Server, s3: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C mid-run: exit 130 without a traceback, the finished files stored, no object
+    for those in flight, and the temporary staging folder removed."""
+    import signal
+    import time
+
+    fast = [f"{server.url}/bytes/{n}" for n in range(6000, 6010)]
+    slow = [f"{server.url}/faults/stall/{n}?seconds=30" for n in range(6100, 6104)]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manyget", "get", "-d", f"s3://{s3.bucket}/int", *fast, *slow],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(objects(s3, f"{s3.bucket}/int")) < len(fast) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert sorted(objects(s3, f"{s3.bucket}/int")) == [str(n) for n in range(6000, 6010)]
+    assert list(tmp.glob("manyget-staging-*")) == []
