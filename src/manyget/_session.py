@@ -287,6 +287,8 @@ class Downloader:
     Leaving the ``with`` block waits for every submitted download. ``submit`` may be
     called from several threads at once; it blocks while ``queue_size`` URLs wait, so
     memory stays bounded whatever is submitted. Options are those of ``download``.
+    With an object-store ``dest`` (``s3://...``), ``store`` is its
+    :class:`~manyget._store.Store` and ``dest`` the local folder runs stage files in.
     """
 
     def __init__(
@@ -627,6 +629,11 @@ def download(
       ``compressed``; TLS: ``ca_file``, ``ca_path``, ``cert``, ``key``, ``insecure``,
       ``tls_min``. A redirect to another origin carries none of the credentials
       (see :class:`~manyget._policy.Request`).
+    - ``dest`` may be an object-store URL (``s3://bucket/prefix``, any fsspec URL; the
+      ``s3`` extra): files are downloaded into a staging folder (``staging``: a folder
+      that persists, for resumes; default: a private temporary one per run), uploaded so
+      an object appears only whole, and reported with the object's URL as ``path``;
+      ``storage_options`` go to fsspec as they are.
 
     With ``keep_results=False`` the report holds only the counts, so memory stays flat.
     """
