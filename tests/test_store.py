@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,9 +56,10 @@ class CutProxy:
     request whose body is longer: an upload that breaks off half-way, the store never
     receiving the rest (a socket-level fault a well-behaved server cannot produce)."""
 
-    def __init__(self, upstream: tuple[str, int], limit: int) -> None:
+    def __init__(self, upstream: tuple[str, int], limit: int, delay: float = 0.0) -> None:
         self.upstream = upstream
         self.limit = limit
+        self.delay = delay  # seconds each request waits before it goes on
         self.cut = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
@@ -94,6 +96,8 @@ class CutProxy:
                         return
                     buf += data
                 head, _, buf = buf.partition(b"\r\n\r\n")
+                if self.delay:
+                    time.sleep(self.delay)
                 length = 0
                 for line in head.split(b"\r\n")[1:]:
                     key, _, value = line.partition(b":")
@@ -455,7 +459,6 @@ def test_s3_ctrl_c_stops_cleanly_and_leaves_only_whole_objects(
     """Ctrl-C mid-run: exit 130 without a traceback, the finished files stored, no object
     for those in flight, and the temporary staging folder removed."""
     import signal
-    import time
 
     fast = [f"{server.url}/bytes/{n}" for n in range(6000, 6010)]
     slow = [f"{server.url}/faults/stall/{n}?seconds=30" for n in range(6100, 6104)]
@@ -482,3 +485,24 @@ def test_s3_ctrl_c_stops_cleanly_and_leaves_only_whole_objects(
     assert "Traceback" not in err
     assert sorted(objects(s3, f"{s3.bucket}/int")) == [str(n) for n in range(6000, 6010)]
     assert list(tmp.glob("manyget-staging-*")) == []
+
+
+@pytest.mark.parametrize("engine", ["multi", "asyncio"])
+def test_s3_upload_reported_while_a_long_download_runs(
+    server: Server, s3: Any, moto: str, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """A file's result comes once uploaded, not when another, slower download ends."""
+    host, port = moto.removeprefix("http://").split(":")
+    proxy = CutProxy((host, int(port)), 1 << 30, delay=0.5)  # every upload takes 0.5 s
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    urls = [f"{server.url}/faults/stall/7000?seconds=8", f"{server.url}/bytes/7001"]
+    try:
+        results = manyget.iter_download(urls, f"s3://{s3.bucket}/long", engine=engine)
+        start = time.monotonic()
+        first = next(results)
+        assert first.url == urls[1]
+        assert first.path == f"s3://{s3.bucket}/long/7001"
+        assert time.monotonic() - start < 5
+        assert [r.url for r in results] == [urls[0]]
+    finally:
+        proxy.close()
