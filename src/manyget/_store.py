@@ -106,22 +106,27 @@ class Store:
         """Every object directly under the prefix, by name, with its size: one listing
         (paged by the store), so skipping what is there costs no request per file."""
         fs = self.fs
+        prefix = f"{self.root.rstrip('/')}/".lstrip("/")
+        stored: dict[str, int] = {}
+
+        def keep(entry: Mapping[str, Any]) -> None:
+            name = str(entry.get("name", "")).lstrip("/")
+            if entry.get("type") == "file" and name.startswith(prefix):
+                stored[name[len(prefix) :]] = int(entry.get("size") or 0)
+
         fs.invalidate_cache(self.root)
         try:
-            entries = fs.ls(self.root, detail=True)
+            if hasattr(fs, "_iterdir") and hasattr(fs, "split_path"):
+                _pages(fs, self.root, keep)
+            else:
+                for entry in fs.ls(self.root, detail=True):
+                    keep(entry)
         except FileNotFoundError:
-            entries = []  # an empty prefix: nothing stored yet, if the bucket exists
-            self._check_bucket()
+            self._check_bucket()  # an empty prefix: nothing stored yet, if the bucket exists
         except Exception as exc:  # the store's client has its own exception types
             raise DestinationError(f"cannot list {self.url}: {_reason(exc)}") from None
         finally:
             fs.invalidate_cache(self.root)  # the listing is ours now: keep no second copy
-        prefix = f"{self.root.rstrip('/')}/".lstrip("/")
-        stored = {}
-        for entry in entries:
-            name = str(entry.get("name", "")).lstrip("/")
-            if entry.get("type") == "file" and name.startswith(prefix):
-                stored[name[len(prefix) :]] = int(entry.get("size") or 0)
         return stored
 
     def _check_bucket(self) -> None:
@@ -149,6 +154,21 @@ class Store:
                 fs.pipe_file(key, f.read())  # one assignment in the store's mapping
         else:
             _put_uncommitted(fs, local, key)
+
+
+def _pages(fs: Any, root: str, keep: Callable[[Mapping[str, Any]], None]) -> None:
+    """s3fs: list ``root`` page by page, keeping only what ``keep`` takes from each entry
+    (``ls`` would hold every entry's full record, about 1 KB each, and cache a copy)."""
+    from fsspec.asyn import sync
+
+    bucket, key, _ = fs.split_path(root)
+    prefix = f"{key.rstrip('/')}/" if key else ""
+
+    async def walk() -> None:
+        async for entry in fs._iterdir(bucket, prefix=prefix, delimiter="/"):
+            keep(entry)
+
+    sync(fs.loop, walk)
 
 
 def _put_uncommitted(fs: Any, local: str, key: str) -> None:
