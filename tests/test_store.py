@@ -487,6 +487,25 @@ def test_s3_ctrl_c_stops_cleanly_and_leaves_only_whole_objects(
     assert list(tmp.glob("manyget-staging-*")) == []
 
 
+def test_s3_futures_all_resolve_when_uploads_queue_up(
+    server: Server, s3: Any, moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaving a Downloader waits for every upload, queued ones included."""
+    host, port = moto.removeprefix("http://").split(":")
+    proxy = CutProxy((host, int(port)), 1 << 30, delay=0.2)  # uploads slower than downloads
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    try:
+        with manyget.Downloader(f"s3://{s3.bucket}/queued") as d:
+            futures = [d.submit(f"{server.url}/bytes/{n}") for n in range(8000, 8040)]
+    finally:
+        proxy.close()
+    assert all(f.done() for f in futures)
+    assert [f.result().path for f in futures] == [
+        f"s3://{s3.bucket}/queued/{n}" for n in range(8000, 8040)
+    ]
+    assert len(objects(s3, f"{s3.bucket}/queued")) == 40
+
+
 @pytest.mark.parametrize("engine", ["multi", "asyncio"])
 def test_s3_upload_reported_while_a_long_download_runs(
     server: Server, s3: Any, moto: str, monkeypatch: pytest.MonkeyPatch, engine: str

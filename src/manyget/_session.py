@@ -515,7 +515,7 @@ class Downloader:
             self._fail_waiting()
         finally:
             if stage is not None:
-                stage.close(feeder)  # waits for the uploads started
+                stage.close(feeder, cancel=self._error is not None)  # waits for uploads
             run.finish(feeder)
 
     def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:

@@ -366,14 +366,15 @@ class Stage:
             out.append(item)
             block = False
 
-    def close(self, feeder: Feeder | None = None) -> None:
-        """Wait for the uploads started (cancelling those not started) and remove a
-        temporary staging folder, with what the run's cancelled transfers kept there."""
+    def close(self, feeder: Feeder | None = None, *, cancel: bool = True) -> None:
+        """Wait for the uploads (with ``cancel``, only those started: the run stopped)
+        and remove a temporary staging folder, with what the run's cancelled transfers
+        kept there."""
         if self._closed:
             return
         self._closed = True
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=cancel)
         if self.temporary:
             self._remove_folder()
             if feeder is not None:
