@@ -316,18 +316,21 @@ class Stage:
         name = os.path.relpath(local, self.folder).replace(os.sep, "/")
         try:
             self.store.upload(local, name)
-        except Exception as exc:  # the store's client has its own exception types
+        except BaseException as exc:  # the store's client has its own exception types
             reason = f"upload to {self.store.object_url(name)} failed: {_reason(exc)}"
             kept = 0 if self.temporary else result.bytes  # a whole file, uploaded next run
             result = dataclasses.replace(
                 result, status=Status.ERROR, path=None, error=reason, kept=kept
             )
+            if not isinstance(exc, Exception):  # reported (or the run would wait for
+                self._room.release()  # it forever), then passed on, never swallowed
+                self._report(job, result)
+                raise
         else:
             with contextlib.suppress(OSError):  # a leftover is uploaded again, not lost
                 os.remove(local)
             result = dataclasses.replace(result, path=self.store.object_url(name))
-        finally:
-            self._room.release()
+        self._room.release()
         self._report(job, result)
 
     def stream(self, batches: Iterator[Batch], feeder: Feeder) -> Iterator[Batch]:
