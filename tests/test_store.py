@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import json
 import logging
 import os
 import socket
@@ -525,3 +526,22 @@ def test_s3_upload_reported_while_a_long_download_runs(
         assert [r.url for r in results] == [urls[0]]
     finally:
         proxy.close()
+
+
+def test_s3_cli_staging_dir_resumes_a_cut_body(server: Server, s3: Any, tmp_path: Path) -> None:
+    """`--staging DIR` keeps a cut body's partial file; the rerun fetches only the rest."""
+    staging = tmp_path / "staging"
+    url = f"{server.url}/faults/truncate/80000"
+    command = [sys.executable, "-m", "manyget", "get", "-d", f"s3://{s3.bucket}/st"]
+    command += ["--staging", str(staging), "--retries", "0", "--json", url]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 1, first.stderr
+    assert (staging / ".80000.part").stat().st_size == 40000
+    assert objects(s3, f"{s3.bucket}/st") == {}
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 0, second.stderr
+    record = json.loads(second.stdout)
+    assert record["path"] == f"s3://{s3.bucket}/st/80000"
+    assert record["received"] == 40000
+    assert objects(s3, f"{s3.bucket}/st") == {"80000": body(80000)}
+    assert list(staging.iterdir()) == []
