@@ -116,7 +116,7 @@ class Store:
 
         fs.invalidate_cache(self.root)
         try:
-            if hasattr(fs, "_iterdir") and hasattr(fs, "split_path"):
+            if "s3" in _protocols(fs):
                 _pages(fs, self.root, keep)
             else:
                 for entry in fs.ls(self.root, detail=True):
@@ -144,7 +144,7 @@ class Store:
     def upload(self, local: str, name: str) -> None:
         """Store file ``local`` as object ``name`` so that it is visible only once whole."""
         fs, key = self.fs, self._key(name)
-        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        protocols = _protocols(fs)
         if "s3" in protocols:
             # s3fs: one PUT below two parts, otherwise a multipart upload that is
             # completed only after its last part and aborted on an error.
@@ -154,6 +154,11 @@ class Store:
                 fs.pipe_file(key, f.read())  # one assignment in the store's mapping
         else:
             _put_uncommitted(fs, local, key)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def _pages(fs: Any, root: str, keep: Callable[[Mapping[str, Any]], None]) -> None:
