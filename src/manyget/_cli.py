@@ -134,7 +134,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         "-d",
         "--dest",
         default=None,
-        help="folder to save into; it must exist (default: downloads, created if missing)",
+        help="folder to save into; it must exist (default: downloads, created if missing); "
+        "or an object-store URL, s3://BUCKET/PREFIX (any fsspec URL; needs manyget[s3])",
     )
 
 
@@ -379,6 +380,13 @@ def build_parser() -> _Parser:
         "--overwrite",
         action="store_true",
         help="download again files that are already complete (default: skip them)",
+    )
+    get.add_argument(
+        "--staging",
+        metavar="DIR",
+        help="with an object-store -d: download into DIR before uploading, and keep "
+        "partial files there for a resume (default: a private temporary folder per run, "
+        "removed at its end, so an interrupted file restarts from zero)",
     )
     _add_request_options(get)
     out = get.add_mutually_exclusive_group()
@@ -759,7 +767,11 @@ def _dest(args: argparse.Namespace) -> str:
     """The destination: a folder named with -d must exist; the default one is created."""
     if args.dest is None:
         return "downloads"
-    if not os.path.exists(args.dest):
+    from ._store import is_url, local_path
+
+    if is_url(args.dest):
+        return str(args.dest)  # checked by the session, before any request
+    if not os.path.exists(local_path(args.dest) or args.dest):
         raise DestinationError(
             f"destination {args.dest!r} does not exist (create it, or leave out -d to use "
             "./downloads)"
@@ -929,6 +941,7 @@ def _get(args: argparse.Namespace) -> int:
         "tls_min": args.tls_min,
         "http": args.http,
         "compressed": args.compressed,
+        "staging": args.staging,
     }
     if args.checksums is not None:
         options["checksums"] = _checksums(args.checksums, options)

@@ -5,7 +5,8 @@ Everything manyget raises to its users derives from :class:`ManygetError`::
     ManygetError
     ├── UsageError            bad arguments or options (CLI exit status 2)
     │   └── InputError        a URL list that cannot be read at all (exit status 2)
-    ├── DestinationError      the destination cannot be used or written (exit status 3)
+    ├── DestinationError      the destination cannot be used or written (exit status 3);
+    │                         an object store: no such bucket, not listable, extra missing
     │   └── DiskFull          the disk filled up during the run, which then stopped
     ├── ServerError           a loopback server manyget starts (bench) did not start (exit 3)
     └── EngineError           an engine that is unknown or cannot run here

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._exceptions import UsageError
 from ._policy import DEFAULT_USER_AGENT, TLS, Request, RetryPolicy, Settings, Timeouts
@@ -99,6 +99,8 @@ class Options(TypedDict, total=False):
     tls_min: str | None
     http: str | None
     compressed: bool
+    staging: str | os.PathLike[str] | None
+    storage_options: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
     from ._policy import Settings
+    from ._store import Stage, Store
 
 __all__ = [
     "AsyncDownloader",
@@ -111,6 +112,24 @@ def _empty(folder: Path) -> bool:
             return next(entries, None) is None
     except OSError:
         return False
+
+
+def _open_dest(dest: str | os.PathLike[str], options: Options) -> tuple[Path, Store | None]:
+    """The local folder files are written to, and the object store they go to from there
+    (None for a local destination; see ``_store``)."""
+    from ._store import is_url, local_path
+
+    text = os.fspath(dest)
+    if not is_url(text):
+        return prepare_dest(local_path(text) or text), None
+    from ._store import open_store
+
+    store = open_store(text, options.get("staging"), options.get("storage_options"))
+    if store.staging is None:  # each run makes its own private folder
+        import tempfile
+
+        return Path(tempfile.gettempdir()), store
+    return prepare_dest(store.staging), store
 
 
 def _observers(progress: ProgressArg) -> list[Observer]:
@@ -286,6 +305,8 @@ class Downloader:
     Leaving the ``with`` block waits for every submitted download. ``submit`` may be
     called from several threads at once; it blocks while ``queue_size`` URLs wait, so
     memory stays bounded whatever is submitted. Options are those of ``download``.
+    With an object-store ``dest`` (``s3://...``), ``store`` is its
+    :class:`~manyget._store.Store` and ``dest`` the local folder runs stage files in.
     """
 
     def __init__(
@@ -296,8 +317,9 @@ class Downloader:
         queue_size: int | None = None,
         **options: Unpack[Options],
     ) -> None:
-        self.dest = prepare_dest(dest)
+        self.dest, self.store = _open_dest(dest, options)
         self.config = configure(self.dest, options)
+        self._stage: Stage | None = None  # the futures' run's uploads (store only)
         self._progress = progress
         concurrency = self.config.limits.concurrency
         self._window = max(64, 2 * concurrency)
@@ -346,10 +368,18 @@ class Downloader:
     ) -> Iterator[Result]:
         """:meth:`iterate` for ``(line number, entry)`` pairs, as from a URL list file."""
         observers = _observers(self._progress)
-        config = _for_run(self.config)
-        feeder = _feeder(config, plan_lines(lines))
-        batches = pipeline(config, feeder)
-        return self._observe(batches, feeder, total, observers, tally or Tally(), config.settings)
+        jobs = plan_lines(lines)
+        if self.store is None:
+            config = _for_run(self.config)
+            feeder = _feeder(config, jobs)
+            batches = pipeline(config, feeder)
+            return self._observe(batches, feeder, total, observers, tally or Tally(), config)
+        from ._store import Stage
+
+        stage = Stage(self.store, self.config)  # lists the store: before any request
+        feeder = _feeder(stage.config, stage.mark(jobs))
+        batches = stage.stream(pipeline(stage.config, feeder), feeder)
+        return self._observe(batches, feeder, total, observers, tally or Tally(), stage.config)
 
     def _observe(
         self,
@@ -358,9 +388,9 @@ class Downloader:
         total: int | None,
         observers: list[Observer],
         tally: Tally,
-        settings: Settings,
+        config: Config | None = None,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally, settings)
+        run = _Run(observers, total, tally, (config or self.config).settings)
         try:
             for batch in batches:
                 for _, result in batch:
@@ -438,6 +468,10 @@ class Downloader:
                 future.cancel()
 
     def _start(self) -> None:
+        if self.store is not None:
+            from ._store import Stage
+
+            self._stage = Stage(self.store, self.config)  # lists the store, on this thread
         self._observers = _observers(self._progress)
         self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
         self._thread.start()
@@ -471,21 +505,36 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        config = _for_run(self.config)
+        stage = self._stage
+        config = _for_run(self.config) if stage is None else stage.config
         run = _Run(self._observers, None, None, config.settings)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
+        if stage is not None:
+            jobs = stage.mark(jobs)
         feeder = _feeder(config, jobs, self._accept)
+        lock = threading.Lock()  # uploads report from their own threads
+
+        def report(job: Job, result: Result) -> None:
+            with lock:
+                run.result(result)
+                future = self._futures.pop(job.index, None)
+            if future is not None:
+                future.set_result(result)
+
+        if stage is not None:
+            stage.set_report(report)
         try:
             for batch in pipeline(config, feeder):
                 for job, result in batch:
-                    run.result(result)
-                    future = self._futures.pop(job.index, None)
-                    if future is not None:
-                        future.set_result(result)
+                    now = result if stage is None else stage.put(job, result)
+                    if now is not None:
+                        report(job, now)
         except BaseException as exc:  # handed to every waiting future, not lost
             self._error = exc
             self._fail_waiting()
         finally:
+            if stage is not None:
+                stage.close(feeder, cancel=self._error is not None)  # waits for uploads
             run.finish(feeder)
 
     def map(self, urls: Iterable[str], *, timeout: float | None = None) -> Iterator[Result]:
@@ -599,6 +648,11 @@ def download(
       ``compressed``; TLS: ``ca_file``, ``ca_path``, ``cert``, ``key``, ``insecure``,
       ``tls_min``. A redirect to another origin carries none of the credentials
       (see :class:`~manyget._policy.Request`).
+    - ``dest`` may be an object-store URL (``s3://bucket/prefix``, any fsspec URL; the
+      ``s3`` extra): files are downloaded into a staging folder (``staging``: a folder
+      that persists, for resumes; default: a private temporary one per run), uploaded so
+      an object appears only whole, and reported with the object's URL as ``path``;
+      ``storage_options`` go to fsspec as they are.
 
     With ``keep_results=False`` the report holds only the counts, so memory stays flat.
     """
@@ -614,10 +668,17 @@ def download(
 
 
 def _async_config(dest: str | os.PathLike[str], options: Options) -> Config:
+    from ._store import is_url
+
+    if is_url(dest):
+        raise UsageError(
+            "the async API does not upload to object stores yet: use download(), "
+            "iter_download() or Downloader for an s3:// (fsspec URL) destination"
+        )
     engine = options.get("engine")
     if engine not in (None, "asyncio") or options.get("executor") is not None:
         raise UsageError("the async API runs the asyncio engine on your loop; leave out engine=")
-    return configure(prepare_dest(dest), {**options, "engine": "asyncio"})
+    return configure(_open_dest(dest, options)[0], {**options, "engine": "asyncio"})
 
 
 async def aiter_download(

@@ -34,7 +34,7 @@ from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
 from .._results import Attempt, Result
-from ._drive import Batch, start_ready, timeout_for
+from ._drive import MAX_WAIT, Batch, start_ready, timeout_for
 
 __all__ = ["AsyncLoop", "adrive", "run"]
 
@@ -260,8 +260,9 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 async def adrive(feeder: Feeder, runner: AsyncLoop) -> AsyncIterator[Batch]:
-    """The async twin of :func:`~manyget._engines._drive.drive`."""
+    """The async twin of :func:`~manyget._engines._drive.drive` (empty batches too)."""
     clock = time.monotonic
+    last = clock()
     while not feeder.finished:
         done: Batch = []
         now = clock()
@@ -274,8 +275,9 @@ async def adrive(feeder: Feeder, runner: AsyncLoop) -> AsyncIterator[Batch]:
                 result = feeder.ended(job, attempt, now)
                 if result is not None:
                     done.append((job, result))
-        if done:
+        if done or clock() - last >= MAX_WAIT:
             yield done
+            last = clock()
 
 
 class _End:

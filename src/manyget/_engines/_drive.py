@@ -6,7 +6,8 @@ nothing of lists, per-host limits, retries or results: the :class:`~manyget._hos
 decides what starts next and what an ended attempt means, and :func:`drive` joins the two,
 turn by turn. Each turn starts every attempt that may start, waits for the runner at
 most as long as the feeder allows, and yields the jobs that concluded in that turn as one
-batch (engines that cross a process boundary send a batch as one message). The asyncio
+batch (engines that cross a process boundary send a batch as one message); a turn with
+none yields an empty batch once a second, so the consumer is never starved of control. The asyncio
 engine has the same loop as an ``async`` twin, :func:`~manyget._engines._asyncio.adrive`.
 """
 
@@ -82,8 +83,11 @@ def timeout_for(feeder: Feeder, now: float, done: Batch) -> float:
 
 
 def drive(feeder: Feeder, runner: Runner) -> Iterator[Batch]:
-    """Run every job the feeder hands out on ``runner``; yield each turn's results."""
+    """Run every job the feeder hands out on ``runner``; yield each turn's results (an
+    empty batch after :data:`MAX_WAIT` without one, so a consumer with work of its own,
+    the upload stage, gets control while long transfers run)."""
     clock = time.monotonic
+    last = clock()
     while not feeder.finished:
         done: Batch = []
         now = clock()
@@ -97,5 +101,6 @@ def drive(feeder: Feeder, runner: Runner) -> Iterator[Batch]:
                     done.append((job, result))
         elif not done and not feeder.finished:
             time.sleep(timeout_for(feeder, now, done))  # every host paused, or no input yet
-        if done:
+        if done or clock() - last >= MAX_WAIT:
             yield done
+            last = clock()
