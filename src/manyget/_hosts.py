@@ -199,6 +199,7 @@ class Feeder:
         "host_bound",
         "kept_bytes",
         "kept_files",
+        "known",
         "running",
     )
 
@@ -226,6 +227,9 @@ class Feeder:
         self.kept_bytes = 0
         self.host_bound = 0.0  # seconds with room for more, but only per-host-held jobs
         self._bound_since: float | None = None
+        # The result of a job the run knows is done without a look at the disk (the
+        # journal's record), asked before the runner's preflight; None: no such record.
+        self.known: Callable[[Job], Result | None] | None = None
 
     @property
     def finished(self) -> bool:

@@ -99,6 +99,7 @@ class Options(TypedDict, total=False):
     tls_min: str | None
     http: str | None
     compressed: bool
+    journal: str | os.PathLike[str] | bool | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +113,7 @@ class Config:
     limits: Limits
     settings: Settings
     checksums: Mapping[str, str] | None = None
+    journal: str | None = None  # the journal's path (see ``_journal``), if the run keeps one
 
 
 def configure(dest: Path, options: Options) -> Config:
@@ -181,8 +183,24 @@ def configure(dest: Path, options: Options) -> Config:
     sums = options.get("checksums")
     checksums = None if sums is None else load_checksums(sums)
     return Config(
-        engine=engine, executor=executor, limits=limits, settings=settings, checksums=checksums
+        engine=engine,
+        executor=executor,
+        limits=limits,
+        settings=settings,
+        checksums=checksums,
+        journal=_journal(dest, options.get("journal")),
     )
+
+
+def _journal(dest: Path, value: str | os.PathLike[str] | bool | None) -> str | None:
+    """``journal=``: True for ``DEST/.manyget-journal.sqlite``, or a path."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, (bool, str, os.PathLike)):
+        raise UsageError(f"journal: expected a path or True, got {value!r}")
+    from ._journal import journal_path
+
+    return journal_path(dest, value)
 
 
 def _file(value: object, what: str, *, folder: bool = False) -> str | None:

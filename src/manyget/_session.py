@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
+    from ._journal import Journal
     from ._policy import Settings
 
 __all__ = [
@@ -105,10 +106,20 @@ def _observers(progress: ProgressArg) -> list[Observer]:
     return [progress]
 
 
+def _open_journal(config: Config) -> Journal | None:
+    """The run's journal, when it keeps one (opened before any request)."""
+    if config.journal is None:
+        return None
+    from ._journal import Journal
+
+    return Journal(config.journal, config.settings.dest)
+
+
 def _feeder(
     config: Config,
     jobs: Iterator[Job | _Pending],
     accept: Callable[[Job], bool] | None = None,
+    journal: Journal | None = None,
 ) -> Feeder:
     concurrency = config.limits.concurrency
     limits = config.limits
@@ -117,7 +128,10 @@ def _feeder(
         jobs, limits.per_host, lookahead=max(1024, 16 * concurrency), max_rps=limits.max_rps
     )
     prefix = os.path.join(config.settings.dest, "")
-    return Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+    feeder = Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+    if journal is not None and not config.settings.overwrite:
+        feeder.known = journal.known  # done in an earlier run: skipped, the file untouched
+    return feeder
 
 
 def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
@@ -224,9 +238,11 @@ class _Run:
         total: int | None,
         tally: Tally | None = None,
         settings: Settings | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.observers = observers
         self._settings = settings
+        self._journal = journal
         if settings is not None:
             for observer in observers:
                 watch = getattr(observer, "watch", None)
@@ -237,13 +253,17 @@ class _Run:
         for observer in observers:
             observer.started(total)
 
-    def result(self, result: Result) -> None:
+    def result(self, result: Result, job: Job | None = None) -> None:
+        if self._journal is not None and job is not None:
+            self._journal.record(job, result)
         self.tally.add(result)
         for observer in self.observers:
             observer.result(result)
 
     def finish(self, feeder: Feeder) -> None:
         """The run ended: count what cancelled transfers kept, and report."""
+        if self._journal is not None:
+            self._journal.close()
         self.tally.keep(feeder.kept_files, feeder.kept_bytes)
         self.tally.host_bound += feeder.host_bound
         if self._settings is not None and self._settings.request.cookie_jar is not None:
@@ -328,9 +348,10 @@ class Downloader:
     ) -> Iterator[Result]:
         """:meth:`iterate` for ``(line number, entry)`` pairs, as from a URL list file."""
         observers = _observers(self._progress)
-        feeder = _feeder(self.config, plan_lines(lines))
+        journal = _open_journal(self.config)
+        feeder = _feeder(self.config, plan_lines(lines), journal=journal)
         batches = pipeline(self.config, feeder)
-        return self._observe(batches, feeder, total, observers, tally or Tally())
+        return self._observe(batches, feeder, total, observers, tally or Tally(), journal)
 
     def _observe(
         self,
@@ -339,12 +360,13 @@ class Downloader:
         total: int | None,
         observers: list[Observer],
         tally: Tally,
+        journal: Journal | None = None,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally, self.config.settings)
+        run = _Run(observers, total, tally, self.config.settings, journal)
         try:
             for batch in batches:
-                for _, result in batch:
-                    run.result(result)
+                for job, result in batch:
+                    run.result(result, job)
                     yield result
                     _stop_if_disk_full(result)
         finally:
@@ -451,13 +473,19 @@ class Downloader:
         return True
 
     def _serve(self) -> None:
-        run = _Run(self._observers, None, None, self.config.settings)
+        try:
+            journal = _open_journal(self.config)
+        except BaseException as exc:  # a journal that cannot be used fails every future
+            self._error = exc
+            self._fail_waiting()
+            return
+        run = _Run(self._observers, None, None, self.config.settings, journal)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
-        feeder = _feeder(self.config, jobs, self._accept)
+        feeder = _feeder(self.config, jobs, self._accept, journal)
         try:
             for batch in pipeline(self.config, feeder):
                 for job, result in batch:
-                    run.result(result)
+                    run.result(result, job)
                     future = self._futures.pop(job.index, None)
                     if future is not None:
                         future.set_result(result)
@@ -579,6 +607,10 @@ def download(
       ``tls_min``. A redirect to another origin carries none of the credentials
       (see :class:`~manyget._policy.Request`).
 
+    - ``journal``: ``True`` (``DEST/.manyget-journal.sqlite``) or a path: record each
+      URL's outcome in a SQLite journal; a later run with it skips, without a look at the
+      files, the URLs it holds as done (``manyget status JOURNAL`` summarises it).
+
     With ``keep_results=False`` the report holds only the counts, so memory stays flat.
     """
     start = time.monotonic()
@@ -612,14 +644,16 @@ async def aiter_download(
     from ._engines._asyncio import AsyncLoop, adrive
 
     config = _async_config(dest, options)
-    feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
+    journal = _open_journal(config)
+    lines = _lines(urls, 2 * config.limits.concurrency)
+    feeder = _feeder(config, plan_lines(lines), None, journal)
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
-    run = _Run(_observers(progress), total, tally, config.settings)
+    run = _Run(_observers(progress), total, tally, config.settings, journal)
     try:
         async for batch in adrive(feeder, runner):
-            for _, result in batch:
-                run.result(result)
+            for job, result in batch:
+                run.result(result, job)
                 yield result
                 _stop_if_disk_full(result)
     finally:
@@ -785,13 +819,15 @@ class AsyncDownloader:
         await _load_async_engine()
         from ._engines._asyncio import AsyncLoop, adrive
 
-        run = _Run(_observers(self._progress), None, None, self.config.settings)
-        feeder = _feeder(self.config, _named(plan_lines(self._input()), self._names), self._accept)
+        journal = _open_journal(self.config)
+        run = _Run(_observers(self._progress), None, None, self.config.settings, journal)
+        jobs = _named(plan_lines(self._input()), self._names)
+        feeder = _feeder(self.config, jobs, self._accept, journal)
         runner = self._runner = AsyncLoop(self.config.settings, feeder.capacity)
         try:
             async for batch in adrive(feeder, runner):
                 for job, result in batch:
-                    run.result(result)
+                    run.result(result, job)
                     future = self._futures.pop(job.index, None)
                     if future is not None and not future.done():
                         future.set_result(result)
