@@ -31,6 +31,7 @@ class CountingServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body leave at once, no 40 ms stall
 
             def do_GET(self) -> None:
                 parts = urllib.parse.urlsplit(self.path)

@@ -390,6 +390,13 @@ def build_parser() -> _Parser:
         "DEST/.manyget-journal.sqlite); a rerun skips what it records as done",
     )
     get.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="--engine dask: the Dask scheduler, tcp://HOST:PORT (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster on this machine's cores)",
+    )
+    get.add_argument(
         "--retry-failed",
         metavar="JOURNAL",
         default=None,
@@ -973,6 +980,7 @@ def _get(args: argparse.Namespace) -> int:
         "http": args.http,
         "compressed": args.compressed,
         "journal": args.journal,
+        "scheduler": args.scheduler,
     }
     if args.checksums is not None:
         options["checksums"] = _checksums(args.checksums, options)

@@ -73,6 +73,11 @@ class HostGate:
         self._exhausted = False
         self._starved = False  # the input said PENDING the last time it was asked
 
+    @property
+    def max_rps(self) -> float | None:
+        """Requests a second to one host at most, if limited."""
+        return 1.0 / self._gap if self._gap else None
+
     def _ready(self, host: str, now: float) -> bool:
         if self._busy[host] >= self.per_host:
             return False

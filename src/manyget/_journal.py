@@ -107,7 +107,7 @@ def _connect(path: str, *, create: bool) -> sqlite3.Connection:
         if create and empty:  # a new journal; never tables added to another database
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            db.execute("INSERT INTO meta VALUES ('version', ?)", (_SCHEMA_VERSION,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (_SCHEMA_VERSION,))
         row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         if row is not None and row[0] == _SCHEMA_VERSION:
             db.execute("PRAGMA journal_mode=WAL")
@@ -132,7 +132,7 @@ class Journal:
         self._db = db = _connect(path, create=True)
         row = db.execute("SELECT value FROM meta WHERE key = 'dest'").fetchone()
         if row is None:
-            db.execute("INSERT INTO meta VALUES ('dest', ?)", (self._dest,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('dest', ?)", (self._dest,))
         elif row[0] != self._dest:
             db.close()
             raise InputError(

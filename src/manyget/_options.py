@@ -100,6 +100,7 @@ class Options(TypedDict, total=False):
     http: str | None
     compressed: bool
     journal: str | os.PathLike[str] | bool | None
+    scheduler: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +115,7 @@ class Config:
     settings: Settings
     checksums: Mapping[str, str] | None = None
     journal: str | None = None  # the journal's path (see ``_journal``), if the run keeps one
+    scheduler: str | None = None  # engine dask: the scheduler's address (tcp://HOST:PORT)
 
 
 def configure(dest: Path, options: Options) -> Config:
@@ -189,7 +191,15 @@ def configure(dest: Path, options: Options) -> Config:
         settings=settings,
         checksums=checksums,
         journal=_journal(dest, options.get("journal")),
+        scheduler=_scheduler(engine, options.get("scheduler")),
     )
+
+
+def _scheduler(engine: str, address: str | None) -> str | None:
+    """``scheduler=``: only for the dask engine."""
+    if address is not None and engine != "dask":
+        raise UsageError("scheduler= (--scheduler) is for engine='dask' only")
+    return address
 
 
 def _journal(dest: Path, value: str | os.PathLike[str] | bool | None) -> str | None:

@@ -143,7 +143,12 @@ def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
         return run_executor(config.executor, feeder, config.settings)
     from ._engines import get_engine
 
-    return get_engine(config.engine)(feeder, config.settings)
+    run = get_engine(config.engine)
+    if config.scheduler is not None:  # configure() allows it for the dask engine only
+        from ._engines._dask import run_on
+
+        return run_on(config.scheduler, feeder, config.settings)
+    return run(feeder, config.settings)
 
 
 def _lines(urls: Iterable[str], ahead: int) -> Iterable[Line | _Pending]:
