@@ -346,3 +346,18 @@ def test_client_killed_then_rerun_with_the_journal(dask_processes: str, tmp_path
     final = rows(journal)
     assert len(final) == n
     assert set(final.values()) <= {"ok", "skipped"}
+
+
+def test_jobs_travel_as_tuples_with_every_field() -> None:
+    """A job shipped to a worker as a tuple comes back equal, every field included (a
+    field added to Job must be added to the tuple too)."""
+    _need_distributed()
+    import dataclasses
+
+    from manyget._engines._dask import _fields
+    from manyget._jobs import Job, plan_lines
+
+    entry = "http://a/b\tsha256=" + "a" * 64 + "\theader=X: y\thttp://c/b"
+    job = next(j for j in plan_lines([(1, entry)]) if isinstance(j, Job))
+    assert len(_fields(job)) == len(dataclasses.fields(Job))
+    assert Job(*_fields(job)) == job
