@@ -591,8 +591,10 @@ def download(
     lazily (on a thread of its own when it is an iterator, so a slow one never stalls
     transfers) and only a bounded window of downloads is in flight. Options:
 
-    - ``engine``: ``multi`` (default), ``sequential``, ``threads``, ``processes`` or
-      ``asyncio``; or ``executor``: any ``concurrent.futures.Executor`` runs the attempts.
+    - ``engine``: ``multi`` (default), ``sequential``, ``threads``, ``processes``,
+      ``asyncio`` or ``dask`` (on the Dask cluster at ``scheduler="tcp://HOST:PORT"`` or
+      ``DASK_SCHEDULER_ADDRESS``, else a local one; see docs/scale-out.md); or
+      ``executor``: any ``concurrent.futures.Executor`` runs the attempts.
     - ``concurrency`` (default 64) downloads at once, ``per_host`` (default 8) to one host;
       a host that answers 429 or 503 gets no new request until its ``Retry-After`` has
       passed, while other hosts go on. (``limits=Limits(...)`` sets the three at once.)

@@ -47,6 +47,7 @@ import distributed as _distributed  # the engine's extra: missing, get_engine sa
 
 from .._hosts import Feeder, HostGate
 from .._jobs import Job
+from .._log import INFO, logger
 from .._policy import Settings
 from .._results import Result, Status
 from ._drive import Batch
@@ -300,6 +301,11 @@ def _collect(future: Any, jobs: list[Job], feeder: Feeder, now: float) -> Batch:
 def run_on(address: str | None, feeder: Feeder, settings: Settings) -> Iterator[Batch]:
     """Fetch jobs on the Dask cluster at ``address`` (None: see :func:`connect`)."""
     client, cluster = connect(address)
+    log = logger(INFO)
+    if log is not None:  # --log-file, or the "manyget" logger at INFO
+        log.info(
+            "dask scheduler %s, dashboard %s", client.scheduler.address, client.dashboard_link
+        )
     try:
         yield from drive_cluster(client, feeder, settings)
     finally:
