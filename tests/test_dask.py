@@ -361,3 +361,31 @@ def test_jobs_travel_as_tuples_with_every_field() -> None:
     job = next(j for j in plan_lines([(1, entry)]) if isinstance(j, Job))
     assert len(_fields(job)) == len(dataclasses.fields(Job))
     assert Job(*_fields(job)) == job
+
+
+def test_results_travel_as_tuples_with_every_field() -> None:
+    """A result packed on a worker comes back equal on the client: a mirror's URL, the
+    history of every attempt and each field (one added to Result or Attempt must be
+    added to the tuples too)."""
+    _need_distributed()
+    import dataclasses
+
+    from manyget._engines._dask import pack, unpack
+    from manyget._jobs import Job
+    from manyget._results import Attempt, AttemptKind, Result
+
+    job = Job(url="http://a/x", name="x", index=7, host="http://a:80")
+    first = Attempt(http_status=503, kind=AttemptKind.STATUS, retry_after=2.0, kept=10)
+    last = Attempt(
+        http_status=200, nbytes=16, received=6, complete=True, saved_as="y", http_version="2"
+    )
+    result = Result(
+        url="http://mirror/x", path="/d/y", status=Status.OK, http_status=200, bytes=16,
+        received=6, kept=0, seconds=0.5, attempts=2, error=None, history=(first, last),
+    )  # fmt: skip
+    assert len(pack(job, result)) == len(dataclasses.fields(Result)) + 1  # and the index
+    assert len(pack(job, result)[-1][0]) == len(dataclasses.fields(Attempt))
+    assert unpack(job, pack(job, result)) == result
+    same = dataclasses.replace(result, url=job.url)
+    assert pack(job, same)[1] is None  # the job's own URL is not sent back
+    assert unpack(job, pack(job, same)) == same

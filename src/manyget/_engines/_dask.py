@@ -7,8 +7,8 @@ request leaves at once). Each batch is one Dask task with an explicit unique key
 (``pure=False``: identical batches are never merged) that runs :func:`run_batch` on a
 worker: a sub-feeder over the batch's jobs driving a libcurl multi loop, with the
 retries and per-host limits of the run, and its preflight (a file already complete is
-skipped, a partial file resumed). It returns compact ``(index, Result)`` pairs. The
-client keeps at most two batches per worker slot in flight (back-pressure: the list is
+skipped, a partial file resumed). It returns its results as plain tuples (:func:`pack`).
+The client keeps at most two batches per worker slot in flight (back-pressure: the list is
 read only as fast as the cluster downloads), so a list of 10^7 lines costs the client
 the memory of those batches, not of the list.
 
@@ -49,7 +49,7 @@ from .._hosts import Feeder, HostGate
 from .._jobs import Job
 from .._log import INFO, logger
 from .._policy import Settings
-from .._results import Result, Status
+from .._results import Attempt, AttemptKind, Result, Status
 from ._drive import Batch
 
 dask_api: Any = _distributed  # untyped in places: used through Any
@@ -86,9 +86,46 @@ def _fields(job: Job) -> JobFields:
     )  # fmt: skip
 
 
+Packed = tuple[Any, ...]
+
+
+def pack(job: Job, result: Result) -> Packed:
+    """``result`` of ``job`` as plain tuples: pickled and unpickled about ten times
+    faster than the frozen dataclasses (16 us a result each way, measured), on the
+    worker and on the client."""
+    return (
+        job.index,
+        None if result.url == job.url else result.url,
+        result.path, result.status.value, result.http_status, result.bytes,
+        result.received, result.kept, result.seconds, result.attempts, result.error,
+        tuple(
+            (a.http_status, a.kind.value, a.error, a.nbytes, a.received, a.kept,
+             a.retry_after, a.complete, a.saved_as, a.http_version)
+            for a in result.history
+        ),
+    )  # fmt: skip
+
+
+def unpack(job: Job, packed: Packed) -> Result:
+    """The :class:`Result` :func:`pack` made into tuples."""
+    _, url, path, status, code, nbytes, received, kept, seconds, attempts, error, tried = packed
+    history = tuple(
+        Attempt(
+            http_status=a[0], kind=AttemptKind(a[1]), error=a[2], nbytes=a[3], received=a[4],
+            kept=a[5], retry_after=a[6], complete=a[7], saved_as=a[8], http_version=a[9],
+        )
+        for a in tried
+    )  # fmt: skip
+    return Result(
+        url=job.url if url is None else url, path=path, status=Status(status),
+        http_status=code, bytes=nbytes, received=received, kept=kept, seconds=seconds,
+        attempts=attempts, error=error, history=history,
+    )  # fmt: skip
+
+
 def run_batch(
     fields: list[JobFields], settings: Settings, share: Share, prefix: str
-) -> list[tuple[int, Result]]:
+) -> list[Packed]:
     """Run the jobs (as :func:`_fields` tuples) on this worker with the multi engine;
     their results by job index, each path under ``prefix`` (the client's name of the
     destination)."""
@@ -101,7 +138,7 @@ def run_batch(
     )
     ours = os.path.join(settings.dest, "")
     feeder = Feeder(gate, settings.retry, share.concurrency, ours)
-    out: list[tuple[int, Result]] = []
+    out: list[Packed] = []
     batches = run_multi(feeder, settings)
     checked = time.monotonic()
     try:
@@ -109,7 +146,7 @@ def run_batch(
             for job, result in batch:
                 if result.path is not None and result.path.startswith(ours):
                     result = dataclasses.replace(result, path=prefix + result.path[len(ours) :])
-                out.append((job.index, result))
+                out.append(pack(job, result))
             if time.monotonic() - checked >= _CHECK:
                 checked = time.monotonic()
                 if not wanted():
@@ -285,14 +322,14 @@ def _collect(future: Any, jobs: list[Job], feeder: Feeder, now: float) -> Batch:
     by_index = {job.index: job for job in jobs}
     out: Batch = []
     try:
-        results: list[tuple[int, Result]] = future.result()
+        results: list[Packed] = future.result()
     except Exception as exc:  # the batch failed as a whole: every job in it
         return [(job, feeder.skipped(job, _lost(job, exc), now)) for job in jobs]
     finally:
         future.release()
-    for index, result in results:
-        job = by_index.pop(index)
-        out.append((job, feeder.skipped(job, result, now)))
+    for packed in results:
+        job = by_index.pop(packed[0])
+        out.append((job, feeder.skipped(job, unpack(job, packed), now)))
     for job in by_index.values():  # not reported: cannot happen, but never lose a job
         out.append((job, feeder.skipped(job, _lost(job, RuntimeError("no result")), now)))
     return out
