@@ -90,9 +90,9 @@ Packed = tuple[Any, ...]
 
 
 def pack(job: Job, result: Result) -> Packed:
-    """``result`` of ``job`` as plain tuples: pickled and unpickled about ten times
-    faster than the frozen dataclasses (16 us a result each way, measured), on the
-    worker and on the client."""
+    """``result`` of ``job`` as plain tuples: on the worker, packing and pickling takes
+    5 us a result instead of 28 for the frozen dataclasses, and 75 bytes instead of 129
+    cross the wire (measured; the client's rebuild costs what unpickling did)."""
     return (
         job.index,
         None if result.url == job.url else result.url,
