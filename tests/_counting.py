@@ -26,6 +26,8 @@ class CountingServer:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.missing: set[str] = set()
+        self.active = 0  # requests being answered now
+        self.peak = 0  # the most answered at once
         self._lock = threading.Lock()
         outer = self
 
@@ -37,6 +39,15 @@ class CountingServer:
                 parts = urllib.parse.urlsplit(self.path)
                 with outer._lock:
                     outer.counts[parts.path] += 1
+                    outer.active += 1
+                    outer.peak = max(outer.peak, outer.active)
+                try:
+                    self._answer(parts)
+                finally:
+                    with outer._lock:
+                        outer.active -= 1
+
+            def _answer(self, parts: urllib.parse.SplitResult) -> None:
                 query = urllib.parse.parse_qs(parts.query)
                 delay = float(query.get("delay", ["0"])[0])
                 if delay:

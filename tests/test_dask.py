@@ -172,6 +172,16 @@ def test_list_read_lazily_within_a_window(server: Server, engine: str, tmp_path:
     assert ahead <= 2 * 2 * 1000 + 2 * 64 + 64
 
 
+def test_per_host_limit_holds_for_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    """Batches on both workers at once: each gets its share of per_host, so the server
+    never sees more than per_host requests at once from the whole cluster."""
+    with CountingServer() as srv:
+        urls = srv.urls(160, delay=0.03)
+        report = manyget.download(urls, tmp_path, engine="dask", per_host=2, concurrency=16)
+        assert report.counts == {Status.OK: 160}
+        assert srv.peak == 2
+
+
 def test_a_killed_worker_loses_nothing(tmp_path: Path) -> None:
     """A worker killed (SIGKILL) mid-run: its batch runs again elsewhere; every URL is
     reported once, every file is complete and correct, and the journal agrees."""
