@@ -16,6 +16,7 @@ import pytest
 from manyget import ENGINES
 from manyget._server import COUNTRY_CODES, Faults, Server
 
+LOCAL_ENGINES = [e for e in ENGINES if e != "dask"]  # dask: tests/test_dask.py
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -61,7 +62,7 @@ def stop(proc: subprocess.Popen[str], signum: int, *, after: float = 1.5) -> tup
     return proc.returncode, err
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", LOCAL_ENGINES)
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_run_cleanly(
     slow_server: Server, engine: str, signum: int, status: int, tmp_path: Path
@@ -92,7 +93,7 @@ def test_second_ctrl_c_exits_at_once(slow_server: Server, tmp_path: Path) -> Non
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", LOCAL_ENGINES)
 def test_kill_9_then_rerun_completes_everything(
     server: Server, engine: str, tmp_path: Path
 ) -> None:
@@ -218,7 +219,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", LOCAL_ENGINES)
 def test_disk_full_stops_run_with_exit_3(server: Server, engine: str, tiny_disk: Path) -> None:
     """ENOSPC stops the run: summary printed, exit 3, complete files intact, nothing torn."""
     from manyget._server._resources import bytes_chunks
@@ -271,7 +272,7 @@ def test_read_only_destination_fails_before_any_request(tiny_disk: Path) -> None
     ]
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", LOCAL_ENGINES)
 def test_two_processes_never_share_a_file(server: Server, engine: str, tmp_path: Path) -> None:
     """A second manyget on the same destination reports the file busy; bytes never mix."""
     from manyget._server._resources import bytes_chunks
@@ -309,7 +310,7 @@ def test_two_processes_never_share_a_file(server: Server, engine: str, tmp_path:
     assert (tmp_path / str(size)).read_bytes() == b"".join(bytes_chunks(size, 0, size))
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", LOCAL_ENGINES)
 def test_ctrl_c_summary_counts_partial_files_kept(
     server: Server, engine: str, tmp_path: Path
 ) -> None:

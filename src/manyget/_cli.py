@@ -388,6 +388,29 @@ def build_parser() -> _Parser:
         "partial files there for a resume (default: a private temporary folder per run, "
         "removed at its end, so an interrupted file restarts from zero)",
     )
+    get.add_argument(
+        "--journal",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FILE",
+        help="record each URL's outcome in a SQLite journal (FILE, or "
+        "DEST/.manyget-journal.sqlite); a rerun skips what it records as done",
+    )
+    get.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="--engine dask: the Dask scheduler, tcp://HOST:PORT (default: "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster on this machine's cores)",
+    )
+    get.add_argument(
+        "--retry-failed",
+        metavar="JOURNAL",
+        default=None,
+        help="download again the URLs JOURNAL records as failed (under their names, into "
+        "its destination unless -d is given), recording the outcome in it",
+    )
     _add_request_options(get)
     out = get.add_mutually_exclusive_group()
     out.add_argument("-v", "--verbose", action="store_true", help="one line per URL")
@@ -484,6 +507,15 @@ def build_parser() -> _Parser:
         "~/.config/manyget/config.toml), whose [get] table takes get's long options.",
     )
     config.add_argument("--no-config", action="store_true", help="ignore the config file")
+
+    status = commands.add_parser(
+        "status",
+        help="summarise a journal: URLs and bytes by state, failures by reason and host",
+        description="Summarise a journal written by 'manyget get --journal'.",
+        epilog="Exit status: 0 nothing recorded as failed, 1 some URLs failed, 2 the "
+        "journal is missing or is not a manyget journal.",
+    )
+    status.add_argument("journal", metavar="JOURNAL", help="the journal file")
 
     serve = commands.add_parser(
         "serve",
@@ -707,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "config":
         return _show_config(parser, args.config)
+    if args.command == "status":
+        return _status(args)
     if args.command == "serve":
         return _serve(args)  # the server handles its own signals
     signals = _Signals()
@@ -863,7 +897,21 @@ def _get(args: argparse.Namespace) -> int:
     from ._results import Tally
     from ._session import Downloader
 
-    if not args.urls and args.input is None:
+    if isinstance(args.journal, str) and "://" in args.journal:
+        args.urls.insert(0, args.journal)  # `--journal URL`: a bare --journal, then a URL
+        args.journal = True
+    retry: Iterator[str] = iter(())
+    if args.retry_failed is not None:
+        if args.urls or args.input is not None:
+            raise UsageError("--retry-failed reads its URLs from the journal: give no URL or -i")
+        from ._journal import failed_entries
+
+        journal_dest, retry = failed_entries(args.retry_failed)
+        if args.journal is None:
+            args.journal = args.retry_failed
+        if args.dest is None and journal_dest:
+            args.dest = journal_dest
+    elif not args.urls and args.input is None:
         raise UsageError("no URLs: give some as arguments or with -i FILE (or -i - for stdin)")
     dest = _dest(args)
     source = _open_list(args.input) if args.input is not None else None
@@ -880,7 +928,7 @@ def _get(args: argparse.Namespace) -> int:
     observers.append(lines(sys.stderr, bar if isinstance(bar, Bar) else None))
     if args.json:
         observers.append(JsonLines(sys.stdout))
-    total = len(args.urls) if source is None else None
+    total = len(args.urls) if source is None and args.retry_failed is None else None
     slow = source is not None and _is_slow(source)
 
     def counted(entries: Iterator[Line | _Pending]) -> Iterator[Line | _Pending]:
@@ -895,6 +943,8 @@ def _get(args: argparse.Namespace) -> int:
     def pairs() -> Iterator[Line | _Pending]:
         for url in args.urls:
             yield None, url
+        for entry in retry:
+            yield None, entry
         if source is not None:
             jsonl = args.input_format == "jsonl" or (
                 args.input_format is None and str(args.input).endswith(".jsonl")
@@ -942,6 +992,8 @@ def _get(args: argparse.Namespace) -> int:
         "http": args.http,
         "compressed": args.compressed,
         "staging": args.staging,
+        "journal": args.journal,
+        "scheduler": args.scheduler,
     }
     if args.checksums is not None:
         options["checksums"] = _checksums(args.checksums, options)
@@ -979,6 +1031,40 @@ def _get(args: argparse.Namespace) -> int:
     if log is not None:
         log.info("run ended: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _status(args: argparse.Namespace) -> int:
+    """``manyget status JOURNAL``: what a journal records, in a few lines."""
+    from ._journal import summarise
+    from ._results import human_bytes
+
+    try:
+        summary = summarise(args.journal)
+    except ManygetError as exc:
+        _say(f"manyget status: error: {exc}")
+        return EXIT_USAGE
+    total = sum(n for n, _ in summary.counts.values())
+    print(f"journal {summary.path}: {total:,} URLs recorded, destination {summary.dest}")
+    for state in ("ok", "skipped", "not_found", "error"):
+        n, size = summary.counts.get(state, (0, 0))
+        if n:
+            print(f"  {state:<10} {n:>12,}  {human_bytes(size)}")
+    if summary.reasons:
+        print("failures by reason:")
+        for reason, n in summary.reasons:
+            _say_out(f"  {n:>12,}  {reason}")
+    if summary.hosts:
+        print("hosts with the most failures:")
+        for host, n in summary.hosts:
+            _say_out(f"  {n:>12,}  {host}")
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _say_out(line: str) -> None:
+    """Print a line of recorded text on stdout, its control characters escaped."""
+    from ._jobs import printable
+
+    print(printable(line))
 
 
 def _log_to(path: str) -> logging.Logger:

@@ -74,6 +74,11 @@ class HostGate:
         self._exhausted = False
         self._starved = False  # the input said PENDING the last time it was asked
 
+    @property
+    def max_rps(self) -> float | None:
+        """Requests a second to one host at most, if limited."""
+        return 1.0 / self._gap if self._gap else None
+
     def _ready(self, host: str, now: float) -> bool:
         if self._busy[host] >= self.per_host:
             return False
@@ -202,6 +207,7 @@ class Feeder:
         "host_bound",
         "kept_bytes",
         "kept_files",
+        "known",
         "running",
     )
 
@@ -231,6 +237,9 @@ class Feeder:
         self._bound_since: float | None = None
         self._log: logging.Logger | None = None  # the DEBUG logger, when on
         self._log_checked = -math.inf
+        # The result of a job the run knows is done without a look at the disk (the
+        # journal's record), asked before the runner's preflight; None: no such record.
+        self.known: Callable[[Job], Result | None] | None = None
 
     @property
     def finished(self) -> bool:

@@ -101,6 +101,8 @@ class Options(TypedDict, total=False):
     compressed: bool
     staging: str | os.PathLike[str] | None
     storage_options: Mapping[str, Any] | None
+    journal: str | os.PathLike[str] | bool | None
+    scheduler: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +116,8 @@ class Config:
     limits: Limits
     settings: Settings
     checksums: Mapping[str, str] | None = None
+    journal: str | None = None  # the journal's path (see ``_journal``), if the run keeps one
+    scheduler: str | None = None  # engine dask: the scheduler's address (tcp://HOST:PORT)
 
 
 def configure(dest: Path, options: Options) -> Config:
@@ -183,8 +187,32 @@ def configure(dest: Path, options: Options) -> Config:
     sums = options.get("checksums")
     checksums = None if sums is None else load_checksums(sums)
     return Config(
-        engine=engine, executor=executor, limits=limits, settings=settings, checksums=checksums
+        engine=engine,
+        executor=executor,
+        limits=limits,
+        settings=settings,
+        checksums=checksums,
+        journal=_journal(dest, options.get("journal")),
+        scheduler=_scheduler(engine, options.get("scheduler")),
     )
+
+
+def _scheduler(engine: str, address: str | None) -> str | None:
+    """``scheduler=``: only for the dask engine."""
+    if address is not None and engine != "dask":
+        raise UsageError("scheduler= (--scheduler) is for engine='dask' only")
+    return address
+
+
+def _journal(dest: Path, value: str | os.PathLike[str] | bool | None) -> str | None:
+    """``journal=``: True for ``DEST/.manyget-journal.sqlite``, or a path."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, (bool, str, os.PathLike)):
+        raise UsageError(f"journal: expected a path or True, got {value!r}")
+    from ._journal import journal_path
+
+    return journal_path(dest, value)
 
 
 def _file(value: object, what: str, *, folder: bool = False) -> str | None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from ._engines._asyncio import AsyncLoop
     from ._engines._drive import Batch
+    from ._journal import Journal
     from ._policy import Settings
     from ._store import Stage, Store
 
@@ -142,10 +143,20 @@ def _observers(progress: ProgressArg) -> list[Observer]:
     return [progress]
 
 
+def _open_journal(config: Config) -> Journal | None:
+    """The run's journal, when it keeps one (opened before any request)."""
+    if config.journal is None:
+        return None
+    from ._journal import Journal
+
+    return Journal(config.journal, config.settings.dest)
+
+
 def _feeder(
     config: Config,
     jobs: Iterator[Job | _Pending],
     accept: Callable[[Job], bool] | None = None,
+    journal: Journal | None = None,
 ) -> Feeder:
     concurrency = config.limits.concurrency
     limits = config.limits
@@ -154,7 +165,10 @@ def _feeder(
         jobs, limits.per_host, lookahead=max(1024, 16 * concurrency), max_rps=limits.max_rps
     )
     prefix = os.path.join(config.settings.dest, "")
-    return Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+    feeder = Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+    if journal is not None and not config.settings.overwrite:
+        feeder.known = journal.known  # done in an earlier run: skipped, the file untouched
+    return feeder
 
 
 def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
@@ -166,7 +180,12 @@ def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
         return run_executor(config.executor, feeder, config.settings)
     from ._engines import get_engine
 
-    return get_engine(config.engine)(feeder, config.settings)
+    run = get_engine(config.engine)
+    if config.scheduler is not None:  # configure() allows it for the dask engine only
+        from ._engines._dask import run_on
+
+        return run_on(config.scheduler, feeder, config.settings)
+    return run(feeder, config.settings)
 
 
 def _lines(urls: Iterable[str], ahead: int) -> Iterable[Line | _Pending]:
@@ -261,9 +280,11 @@ class _Run:
         total: int | None,
         tally: Tally | None = None,
         settings: Settings | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.observers = observers
         self._settings = settings
+        self._journal = journal
         if settings is not None:
             for observer in observers:
                 watch = getattr(observer, "watch", None)
@@ -274,13 +295,17 @@ class _Run:
         for observer in observers:
             observer.started(total)
 
-    def result(self, result: Result) -> None:
+    def result(self, result: Result, job: Job | None = None) -> None:
+        if self._journal is not None and job is not None:
+            self._journal.record(job, result)
         self.tally.add(result)
         for observer in self.observers:
             observer.result(result)
 
     def finish(self, feeder: Feeder) -> None:
         """The run ended: count what cancelled transfers kept, and report."""
+        if self._journal is not None:
+            self._journal.close()
         self.tally.keep(feeder.kept_files, feeder.kept_bytes)
         self.tally.host_bound += feeder.host_bound
         if self._settings is not None and self._settings.request.cookie_jar is not None:
@@ -370,16 +395,22 @@ class Downloader:
         observers = _observers(self._progress)
         jobs = plan_lines(lines)
         if self.store is None:
-            config = _for_run(self.config)
-            feeder = _feeder(config, jobs)
+            config = _for_run(self.config)  # before the journal adds a file to the folder
+            journal = _open_journal(config)
+            feeder = _feeder(config, jobs, journal=journal)
             batches = pipeline(config, feeder)
-            return self._observe(batches, feeder, total, observers, tally or Tally(), config)
+            return self._observe(
+                batches, feeder, total, observers, tally or Tally(), config, journal
+            )
         from ._store import Stage
 
         stage = Stage(self.store, self.config)  # lists the store: before any request
-        feeder = _feeder(stage.config, stage.mark(jobs))
+        journal = _open_journal(stage.config)
+        feeder = _feeder(stage.config, stage.mark(jobs), journal=journal)
         batches = stage.stream(pipeline(stage.config, feeder), feeder)
-        return self._observe(batches, feeder, total, observers, tally or Tally(), stage.config)
+        return self._observe(
+            batches, feeder, total, observers, tally or Tally(), stage.config, journal
+        )
 
     def _observe(
         self,
@@ -389,12 +420,13 @@ class Downloader:
         observers: list[Observer],
         tally: Tally,
         config: Config | None = None,
+        journal: Journal | None = None,
     ) -> Iterator[Result]:
-        run = _Run(observers, total, tally, (config or self.config).settings)
+        run = _Run(observers, total, tally, (config or self.config).settings, journal)
         try:
             for batch in batches:
-                for _, result in batch:
-                    run.result(result)
+                for job, result in batch:
+                    run.result(result, job)
                     yield result
                     _stop_if_disk_full(result)
         finally:
@@ -507,16 +539,22 @@ class Downloader:
     def _serve(self) -> None:
         stage = self._stage
         config = _for_run(self.config) if stage is None else stage.config
-        run = _Run(self._observers, None, None, config.settings)
+        try:
+            journal = _open_journal(config)
+        except BaseException as exc:  # a journal that cannot be used fails every future
+            self._error = exc
+            self._fail_waiting()
+            return
+        run = _Run(self._observers, None, None, config.settings, journal)
         jobs = _named(plan_lines(self._input(lambda: feeder)), self._names)
         if stage is not None:
             jobs = stage.mark(jobs)
-        feeder = _feeder(config, jobs, self._accept)
+        feeder = _feeder(config, jobs, self._accept, journal)
         lock = threading.Lock()  # uploads report from their own threads
 
         def report(job: Job, result: Result) -> None:
             with lock:
-                run.result(result)
+                run.result(result, job)
                 future = self._futures.pop(job.index, None)
             if future is not None:
                 future.set_result(result)
@@ -628,8 +666,10 @@ def download(
     lazily (on a thread of its own when it is an iterator, so a slow one never stalls
     transfers) and only a bounded window of downloads is in flight. Options:
 
-    - ``engine``: ``multi`` (default), ``sequential``, ``threads``, ``processes`` or
-      ``asyncio``; or ``executor``: any ``concurrent.futures.Executor`` runs the attempts.
+    - ``engine``: ``multi`` (default), ``sequential``, ``threads``, ``processes``,
+      ``asyncio`` or ``dask`` (on the Dask cluster at ``scheduler="tcp://HOST:PORT"`` or
+      ``DASK_SCHEDULER_ADDRESS``, else a local one; see docs/scale-out.md); or
+      ``executor``: any ``concurrent.futures.Executor`` runs the attempts.
     - ``concurrency`` (default 64) downloads at once, ``per_host`` (default 8) to one host;
       a host that answers 429 or 503 gets no new request until its ``Retry-After`` has
       passed, while other hosts go on. (``limits=Limits(...)`` sets the three at once.)
@@ -653,6 +693,10 @@ def download(
       that persists, for resumes; default: a private temporary one per run), uploaded so
       an object appears only whole, and reported with the object's URL as ``path``;
       ``storage_options`` go to fsspec as they are.
+
+    - ``journal``: ``True`` (``DEST/.manyget-journal.sqlite``) or a path: record each
+      URL's outcome in a SQLite journal; a later run with it skips, without a look at the
+      files, the URLs it holds as done (``manyget status JOURNAL`` summarises it).
 
     With ``keep_results=False`` the report holds only the counts, so memory stays flat.
     """
@@ -694,14 +738,16 @@ async def aiter_download(
     from ._engines._asyncio import AsyncLoop, adrive
 
     config = _for_run(_async_config(dest, options))
-    feeder = _feeder(config, plan_lines(_lines(urls, 2 * config.limits.concurrency)))
+    journal = _open_journal(config)
+    lines = _lines(urls, 2 * config.limits.concurrency)
+    feeder = _feeder(config, plan_lines(lines), None, journal)
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
-    run = _Run(_observers(progress), total, tally, config.settings)
+    run = _Run(_observers(progress), total, tally, config.settings, journal)
     try:
         async for batch in adrive(feeder, runner):
-            for _, result in batch:
-                run.result(result)
+            for job, result in batch:
+                run.result(result, job)
                 yield result
                 _stop_if_disk_full(result)
     finally:
@@ -868,13 +914,15 @@ class AsyncDownloader:
         from ._engines._asyncio import AsyncLoop, adrive
 
         config = _for_run(self.config)
-        run = _Run(_observers(self._progress), None, None, config.settings)
-        feeder = _feeder(config, _named(plan_lines(self._input()), self._names), self._accept)
+        journal = _open_journal(config)
+        run = _Run(_observers(self._progress), None, None, config.settings, journal)
+        jobs = _named(plan_lines(self._input()), self._names)
+        feeder = _feeder(config, jobs, self._accept, journal)
         runner = self._runner = AsyncLoop(config.settings, feeder.capacity)
         try:
             async for batch in adrive(feeder, runner):
                 for job, result in batch:
-                    run.result(result)
+                    run.result(result, job)
                     future = self._futures.pop(job.index, None)
                     if future is not None and not future.done():
                         future.set_result(result)

@@ -36,6 +36,7 @@ ENGINES: dict[str, tuple[str, str]] = {
     "processes": ("._processes", "pycurl"),
     "asyncio": ("._asyncio", "pycurl"),
     "multi": ("._multi", "pycurl"),
+    "dask": ("._dask", "manyget[dask]"),  # a Dask cluster: distributed, imported only here
 }
 DEFAULT_ENGINE = "multi"
 _FIXED = {"sequential": 1}  # engines that always run this many downloads at once

@@ -65,7 +65,10 @@ def start_ready(feeder: Feeder, runner: Starter, now: float, done: Batch) -> Non
             return
         job, first = item
         if first:
-            early = runner.preflight(job)
+            known = feeder.known
+            early = known(job) if known is not None else None
+            if early is None:
+                early = runner.preflight(job)
             if early is not None:
                 done.append((job, feeder.skipped(job, early, now)))
                 continue
