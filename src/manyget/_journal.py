@@ -252,6 +252,17 @@ def _open_existing(path: str) -> tuple[sqlite3.Connection, str]:
     return db, "" if row is None else str(row[0])
 
 
+def _most_failed(db: sqlite3.Connection, column: str, top: int) -> list[tuple[str, int]]:
+    """The ``top`` values of ``column`` (an SQL expression of ours) among failed URLs,
+    with their counts, most frequent first."""
+    rows = db.execute(
+        f"SELECT {column}, COUNT(*) AS n FROM urls WHERE state IN (?, ?) "
+        "GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
+        (*_FAILED, top),
+    )
+    return [(str(value), n) for value, n in rows]
+
+
 def summarise(path: str, *, top: int = 5) -> Summary:
     """Read the :class:`Summary` of the journal at ``path`` (InputError if it is not one)."""
     db, dest = _open_existing(path)
@@ -262,22 +273,8 @@ def summarise(path: str, *, top: int = 5) -> Summary:
                 "SELECT state, COUNT(*), SUM(size) FROM urls GROUP BY state"
             )
         }
-        reasons = [
-            (str(error), n)
-            for error, n in db.execute(
-                "SELECT COALESCE(error, kind, 'unknown'), COUNT(*) AS n FROM urls "
-                "WHERE state IN (?, ?) GROUP BY 1 ORDER BY n DESC, 1 LIMIT ?",
-                (*_FAILED, top),
-            )
-        ]
-        hosts = [
-            (str(host), n)
-            for host, n in db.execute(
-                "SELECT host, COUNT(*) AS n FROM urls WHERE state IN (?, ?) "
-                "GROUP BY host ORDER BY n DESC, host LIMIT ?",
-                (*_FAILED, top),
-            )
-        ]
+        reasons = _most_failed(db, "COALESCE(error, kind, 'unknown')", top)
+        hosts = _most_failed(db, "host", top)
     except sqlite3.DatabaseError as exc:
         raise InputError(f"journal {path!r} cannot be read ({exc})") from None
     finally:

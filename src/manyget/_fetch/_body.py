@@ -77,18 +77,17 @@ class Body:
         max_size: int | None = None,
         disposition: bool = False,
         folder: Folder | None = None,
-        inside: Folder | None = None,
     ) -> None:
-        """``folder``: small bodies may go to files with no name there (see
-        :meth:`Part.open_unnamed`); only given with ``resume``, which looks for a partial
-        file first. ``inside``: the destination, for a name in a folder (dir=)."""
+        """``folder``: the destination, opened once per handle. A name in a folder of its
+        own (dir=) is reached through it; elsewhere, small bodies may go to files with
+        no name there, when its ``unnamed`` allows (see :meth:`Part.open_unnamed`)."""
         self.url = job.url
         self._folder = folder if "/" not in job.name else None  # not in dir= folders
         self._disposition = disposition
         self._rename: str | None = None
         self._sha256 = job.sha256
         self._max = max_size
-        self._part = Part(prefix, job.name, inside)
+        self._part = Part(prefix, job.name, folder)
         found = self._part.saved(job.url) if resume else None
         self.offset: int = 0
         self._saved: Saved | None = None

@@ -380,6 +380,7 @@ class Transfer:
         self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
         # A compressed answer's ranges count encoded bytes: it is never resumed.
         self._resume = not settings.overwrite and not settings.request.compressed
+        # Files with no name only where a partial file is looked for first (resume).
         self._folder = Folder(self._prefix, unnamed=self._resume)
         self._max = settings.max_size
         import pycurl  # once per handle, not per file
@@ -409,7 +410,6 @@ class Transfer:
             max_size=self._max,
             disposition=self._disposition,
             folder=self._folder,
-            inside=self._folder,
         )
         self._status = 0
         self._lines.clear()

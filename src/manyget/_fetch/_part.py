@@ -36,19 +36,31 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
     skipped unless the run overwrites.
     """
     problem = job.problem  # planning (to_uri) leaves only plain ASCII URLs without one
-    shown = path
     if problem is not None:
         return Result(url=job.url, path=None, status=Status.ERROR, attempts=0, error=problem)
-    # A destination empty at the start holds no name of this run before the run makes
-    # it; elsewhere access() answers the usual "not there" without raising, and stat()
-    # confirms the rest.
+    # A destination empty at the start holds no name of this run before the run makes it.
     if settings.overwrite or settings.fresh:
         return None
-    if "/" in job.name:  # in a folder of its own (dir=): looked up without following links
-        reached = _folder_path(path, job.name)
-        if reached is None:
-            return None
-        path = reached
+    if "/" not in job.name:
+        size = _complete(path, job.sha256)
+    else:  # in a folder of its own (dir=): looked up without following links
+        folder, _, base = job.name.rpartition("/")
+        try:
+            fd = open_folder(path[: len(path) - len(job.name)], folder, create=False)
+        except OSError:
+            return None  # not there (or not safe): the download says why
+        try:
+            size = _complete(f"{_PROC_FD}{fd}/{base}", job.sha256)
+        finally:
+            os.close(fd)
+    if size is None:
+        return None
+    return Result(url=job.url, path=path, status=Status.SKIPPED, bytes=size, attempts=0)
+
+
+def _complete(path: str, sha256: str | None) -> int | None:
+    """The size of the complete file at ``path`` (with that SHA-256, when given), if any."""
+    # access() answers the usual "not there" without raising; stat() confirms the rest.
     if not os.access(path, os.F_OK):
         return None
     try:
@@ -57,28 +69,9 @@ def preflight(job: Job, path: str, settings: Settings) -> Result | None:
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
-    if job.sha256 is None or sha256_of(path) == job.sha256:
-        return Result(
-            url=job.url, path=shown, status=Status.SKIPPED, bytes=info.st_size, attempts=0
-        )
+    if sha256 is None or sha256_of(path) == sha256:
+        return info.st_size
     return None
-
-
-def _folder_path(path: str, name: str) -> str | None:
-    """``path`` (under a folder of the job's own) through a descriptor of that folder
-    walked without following links; None when the folder is not there (or not safe)."""
-    folder = name.rpartition("/")[0]
-    try:
-        fd = open_folder(path[: len(path) - len(name)], folder, create=False)
-    except OSError:
-        return None
-    _preflight_fds.append(fd)  # kept open while the path is in use: closed next call
-    while len(_preflight_fds) > 1:
-        os.close(_preflight_fds.pop(0))
-    return f"{_PROC_FD}{fd}/{name.rpartition('/')[2]}"
-
-
-_preflight_fds: list[int] = []
 
 
 def open_folder(prefix: str, folder: str, *, create: bool) -> int:
@@ -202,14 +195,10 @@ class Part:
         folder, _, base = self.shown[len(inside.prefix) :].rpartition("/")
         try:
             prefix = inside.sub(folder, create=create)
-        except FileNotFoundError:
-            if create:
-                raise
-            return False
         except OSError:
             if create:
                 raise
-            return False  # open() says why, with create
+            return False  # not there yet, or not safe: open() says which, with create
         self.final = prefix + base
         self.tmp = f"{prefix}.{base}.part"
         self._inside = None
@@ -339,13 +328,10 @@ class Part:
         """Rename the complete file onto its final name, forgetting the sidecar first."""
         folder = self._folder
         if folder is not None:
-            name = self.final[len(folder.prefix) :]
             try:
-                try:
-                    self._link(name)
-                except FileExistsError:  # the name appeared meanwhile: replace it, as a
-                    self._link_replacing(name)  # rename does
+                self._link_over(self.final[len(folder.prefix) :])
             except OSError:  # linking refused (no usable /proc): copy, then publish below
+                folder.unnamed = False
                 self._copy_to_part()
             else:
                 self._close()
@@ -359,12 +345,26 @@ class Part:
         assert self._folder is not None
         os.link(f"{_PROC_FD}{self.fd}", name, dst_dir_fd=self._folder.fd())
 
-    def _copy_to_part(self) -> None:
-        """Where an unnamed file cannot be linked, copy it to ``.NAME.part`` (locked, as
-        any partial file) and use partial files for the rest of the run."""
+    def _name_part(self) -> None:
+        """Give the file with no name its partial file's name, ``.NAME.part``: linked, or
+        copied where a link is refused (then partial files for the rest of the run) or
+        the name is taken."""
         folder = self._folder
         assert folder is not None
-        folder.unnamed = False
+        try:
+            self._link(self.tmp[len(folder.prefix) :])
+        except FileExistsError:
+            pass
+        except OSError:
+            folder.unnamed = False
+        else:
+            self._folder = None  # a partial file like any other from here on
+            return
+        self._copy_to_part()
+
+    def _copy_to_part(self) -> None:
+        """Copy the file with no name to ``.NAME.part`` (locked, as any partial file)."""
+        assert self._folder is not None
         source, size = self.fd, os.fstat(self.fd).st_size
         self._folder = None
         self.fd = -1
@@ -380,7 +380,14 @@ class Part:
         finally:
             os.close(source)
 
-    def _link_replacing(self, name: str) -> None:
+    def _link_over(self, name: str) -> None:
+        """:meth:`_link`, replacing a file that took the name meanwhile, as a rename does."""
+        try:
+            self._link(name)
+        except FileExistsError:
+            pass
+        else:
+            return
         assert self._folder is not None
         directory = self._folder.fd()
         for salt in range(100):
@@ -399,37 +406,20 @@ class Part:
         ``os.link`` fails instead of clobbering, so a name already taken (by another
         download of this run, or anything else) gets a suffix from the URL's hash.
         """
-        unnamed = self._folder is not None
-        if not unnamed:
-            self._close()
+        if self._folder is not None:  # (a rare path: the partial file's name first)
+            self._name_part()
+        self._close()
         directory = os.path.dirname(self.final)
         shown = os.path.dirname(self.shown)
-        try:
-            for salt in range(100):
-                candidate = name if salt == 0 else with_suffix(name, url_tag(url, salt))
-                target = os.path.join(directory, candidate)
-                try:
-                    if unnamed:
-                        try:
-                            self._link(candidate)
-                        except FileExistsError:
-                            raise
-                        except OSError:  # linking refused: copy, and go on as named
-                            self._copy_to_part()
-                            self._close()
-                            unnamed = False
-                            os.link(self.tmp, target)
-                    else:
-                        os.link(self.tmp, target)
-                except FileExistsError:
-                    continue
-                if not unnamed:
-                    self._forget()
-                    os.unlink(self.tmp)
-                return os.path.join(shown, candidate)
-        finally:
-            if unnamed:
-                self._close()
+        for salt in range(100):
+            candidate = name if salt == 0 else with_suffix(name, url_tag(url, salt))
+            try:
+                os.link(self.tmp, os.path.join(directory, candidate))
+            except FileExistsError:
+                continue
+            self._forget()
+            os.unlink(self.tmp)
+            return os.path.join(shown, candidate)
         raise FileExistsError(f"no free name for {name!r} in {shown}")
 
     def keep(self, saved: Saved | None) -> int:
@@ -442,17 +432,10 @@ class Part:
                 self._close()
                 return 0
             try:
-                self._link(self.tmp[len(folder.prefix) :])
-            except FileExistsError:  # e.g. another process's partial file has that name
+                self._name_part()
+            except OSError:  # e.g. another process is writing a partial file of that name
                 self._close()
                 return 0
-            except OSError:  # linking refused: a copy keeps the bytes
-                try:
-                    self._copy_to_part()
-                except OSError:
-                    self._close()
-                    return 0
-            self._folder = None  # a partial file like any other from here on
         size = os.fstat(self.fd).st_size if self.fd >= 0 else 0
         self._close()
         if size and saved is not None and saved.validator is not None:
