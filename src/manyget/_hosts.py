@@ -314,6 +314,8 @@ class Feeder:
             result = conclude(job, self._prefix + job.name, history, now - started)
             self.gate.done(first, result, now)  # the host the gate counted, not a mirror's
             return result
+        if attempt.kept and not job.resumable:
+            job = dataclasses.replace(job, resumable=True)  # the retry looks for its part
         self._order += 1
         heapq.heappush(self._due, (now + delay, self._order, job))
         return None

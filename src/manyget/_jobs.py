@@ -94,6 +94,9 @@ class Job:
     headers: tuple[tuple[str, str], ...] = ()  # this URL's own request headers
     mirrors: tuple[str, ...] = ()  # other URLs of the same file, tried in turn on failure
     mirror_hosts: tuple[str, ...] = ()  # their hosts (scheme://host:port)
+    # An earlier attempt of this run kept a partial file: look for it even in a run into
+    # a folder that was empty at its start (``Settings.fresh``), where first attempts don't.
+    resumable: bool = False
 
 
 def check_url(url: str) -> str | None:

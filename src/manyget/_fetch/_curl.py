@@ -319,6 +319,7 @@ class Transfer:
         "_disposition",
         "_extra",
         "_folder",
+        "_fresh",
         "_head",
         "_here_headers",
         "_hops",
@@ -380,6 +381,9 @@ class Transfer:
         self._cookie_hosts: set[str] = set()  # hosts given the list's cookies already
         # A compressed answer's ranges count encoded bytes: it is never resumed.
         self._resume = not settings.overwrite and not settings.request.compressed
+        # A run into a folder empty at its start has no partial file but those its own
+        # attempts keep: a first attempt does not look for one (an access() per file).
+        self._fresh = settings.fresh
         # Files with no name only where a partial file is looked for first (resume).
         self._folder = Folder(self._prefix, unnamed=self._resume)
         self._max = settings.max_size
@@ -406,7 +410,7 @@ class Transfer:
         body = self._body = Body(
             self._prefix,
             job,
-            resume=self._resume,
+            resume=self._resume and (job.resumable or not self._fresh),
             max_size=self._max,
             disposition=self._disposition,
             folder=self._folder,
