@@ -358,6 +358,25 @@ def test_feeder_measures_time_held_back_by_the_per_host_limit() -> None:
     assert roomy.host_bound == 0.0
 
 
+def test_a_queue_kept_fed_is_not_the_per_host_limit_holding_the_run_back() -> None:
+    """The processes engine doubles the feeder's capacity to keep its workers fed; with
+    --per-host equal to -j, every slot of the run is busy, so no time is host-bound."""
+    feed = feeder([f"http://h/f{i}" for i in range(8)], capacity=2, per_host=2)
+    feed.capacity *= 2  # as the processes engine does
+    started = list(drain(feed, 0.0))
+    assert len(started) == 2  # the host's limit: the rest are held
+    for job, _ in started:
+        feed.ended(job, OK, 5.0)
+    list(drain(feed, 5.0))
+    assert feed.host_bound == 0.0
+    narrow = feeder([f"http://h/f{i}" for i in range(8)], capacity=2, per_host=1)
+    narrow.capacity *= 2
+    ((job, _),) = drain(narrow, 0.0)
+    narrow.ended(job, OK, 5.0)
+    list(drain(narrow, 5.0))
+    assert narrow.host_bound == pytest.approx(5.0)  # here the host's limit is what binds
+
+
 def test_feeder_tries_a_mirror_at_once_and_keeps_the_first_hosts_slot() -> None:
     """A failed attempt at a job with mirrors goes to the next URL with no backoff (even
     for a 404, which is never retried); the gate's count stays with the first host."""

@@ -209,6 +209,7 @@ class Feeder:
         "kept_files",
         "known",
         "running",
+        "slots",
     )
 
     def __init__(
@@ -221,6 +222,10 @@ class Feeder:
     ) -> None:
         self.gate = gate
         self.capacity = capacity
+        # The run's own concurrency: engines that keep a queue fed may raise ``capacity``
+        # (processes, an outside executor), but a host holds the run back only while
+        # fewer than this many attempts run.
+        self.slots = capacity
         self._retry = retry
         self._prefix = prefix  # the destination with its trailing separator
         self._accept = accept
@@ -268,7 +273,7 @@ class Feeder:
                 self._unbound(now)
                 return None
             if not isinstance(job, Job):  # WAIT
-                if self.gate.host_bound():
+                if self.running < self.slots and self.gate.host_bound():
                     if self._bound_since is None:
                         self._bound_since = now
                 else:
