@@ -180,9 +180,18 @@ def test_country_codes_are_the_books_194() -> None:
 
 
 def test_flag_metadata_document() -> None:
-    """metadata.json carries country name, code and TLD as UTF-8 JSON."""
-    assert json.loads(flag_metadata("br")) == {"country": "Brazil", "cc": "BR", "tld": ".br"}
-    assert json.loads(flag_metadata("GB"))["tld"] == ".uk"
+    """metadata.json is the book's document: its keys in its order, its country names and
+    GEC codes, as UTF-8 JSON."""
+    text = flag_metadata("br").decode("utf-8")
+    assert text == '{"tld_cc": ".br", "iso_cc": "BR", "country": "Brazil", "gec_cc": "BR"}'
+    assert json.loads(flag_metadata("GB"))["tld_cc"] == ".uk"
+    # Names and GEC codes where the book's data differs from today's usual ones.
+    book = {"CD": ("Congo (Kinshasa)", "CG"), "CZ": ("Czech Republic", "EZ"),
+            "US": ("United States of America", "US"), "DE": ("Germany", "GM"),
+            "KR": ("Korea, South", "KS"), "VC": ("Grenadines", "VC")}  # fmt: skip
+    for cc, (country, gec) in book.items():
+        doc = json.loads(flag_metadata(cc))
+        assert (doc["iso_cc"], doc["country"], doc["gec_cc"]) == (cc, country, gec)
     assert "Côte" in flag_metadata("CI").decode("utf-8")
     with pytest.raises(ValueError, match="unknown country code"):
         flag_metadata("AA")

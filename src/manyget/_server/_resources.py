@@ -4,7 +4,7 @@ Routes (paths are case-sensitive and percent-decoded; the query string is ignore
 noted)::
 
     /flags/{cc}/{cc}.gif        the flag of one of the 194 codes, lowercase (image/gif)
-    /flags/{cc}/metadata.json   {"country": ..., "cc": ..., "tld": ...} (application/json)
+    /flags/{cc}/metadata.json   {"tld_cc", "iso_cc", "country", "gec_cc"} (application/json)
     /bytes/{n}                  n deterministic bytes, streamed: see ``bytes_chunks``
     /truncate/{n}               the bytes of /bytes/{n}; without a Range header the body stops
                                 halfway and the connection closes (ranged requests are whole,
