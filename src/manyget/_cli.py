@@ -87,6 +87,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _split_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def _bandwidth(text: str) -> int:
     value = _size(text)
     if value == 0:
@@ -337,6 +347,22 @@ def build_parser() -> _Parser:
         default=None,
         metavar="BYTES",
         help="stop any body larger than this (suffixes K, M, G: powers of 1024)",
+    )
+    get.add_argument(
+        "--split",
+        type=_split_count,
+        default=None,
+        metavar="N",
+        help="fetch a large file as up to N byte ranges at once (default 1: one stream); "
+        "each range counts against --per-host",
+    )
+    get.add_argument(
+        "--min-split-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="split only files of at least twice SIZE, in pieces of at least SIZE "
+        "(default 16M; K, M, G: powers of 1024; at least 64K)",
     )
     get.add_argument(
         "--limit-rate",
@@ -969,6 +995,8 @@ def _get(args: argparse.Namespace) -> int:
         "retries": RetryPolicy(retries=args.retries, max_wait=args.retry_max_wait),
         "overwrite": args.overwrite,
         "max_size": args.max_size,
+        "split": args.split,
+        "min_split_size": args.min_split_size,
         "limit_rate": args.limit_rate,
         "limit_rate_host": args.limit_rate_host,
         "max_rps": args.max_rps,

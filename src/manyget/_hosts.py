@@ -16,23 +16,25 @@ clock is read: callers pass ``now``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import math
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._jobs import Job, _Pending, mask_url
 from ._log import DEBUG, INFO, logger
 from ._results import Attempt, AttemptKind, Result, conclude
+from ._split import Split
 
 if TYPE_CHECKING:
     import logging
 
     from ._policy import RetryPolicy
 
-__all__ = ["WAIT", "Feeder", "HostGate"]
+__all__ = ["WAIT", "Feeder", "HostGate", "SplitHandle"]
 
 
 class _Wait:
@@ -46,6 +48,20 @@ _PAUSE_STATUSES = frozenset({429, 503})
 _NOT_THE_SERVER = frozenset({AttemptKind.DISK, AttemptKind.LOCAL, AttemptKind.CANCELLED})
 _DEFAULT_PAUSE = 1.0
 _INPUT_POLL = 0.02  # how soon to ask again when the input had no job ready
+_SPLIT, _FATAL, _LOCAL = AttemptKind.SPLIT, AttemptKind.FATAL, AttemptKind.LOCAL
+
+
+class SplitHandle(Protocol):
+    """The partial file of a file fetched as ranges (``_fetch._part.SplitFile``)."""
+
+    shown: str
+    inode: int
+
+    def open(self, url: str, length: int, validator: str | None) -> list[tuple[int, int]]: ...
+    def record(self, done: list[tuple[int, int]]) -> None: ...
+    def publish(self, sha256: str | None) -> str | None: ...
+    def close(self) -> None: ...
+    def drop(self) -> None: ...
 
 
 class HostGate:
@@ -141,6 +157,22 @@ class HostGate:
         busy, limit = self._busy, self.per_host
         return all(busy[host] >= limit for host in held)
 
+    def borrow(self, host: str) -> bool:
+        """One more connection to ``host`` for a job already started (another range of a
+        file fetched as ranges), if its limit allows; give it back with :meth:`give_back`."""
+        if not host:
+            return True
+        if self._busy[host] >= self.per_host:
+            return False
+        self._busy[host] += 1
+        return True
+
+    def give_back(self, host: str) -> None:
+        if host:
+            self._busy[host] -= 1
+            if self._busy[host] <= 0:
+                del self._busy[host]
+
     def done(self, job: Job, result: Result | None, now: float) -> None:
         """``job`` finished (``result`` is None when it was cancelled or lost)."""
         if not job.host:
@@ -200,6 +232,8 @@ class Feeder:
         "_order",
         "_prefix",
         "_retry",
+        "_split",
+        "_splits",
         "_tries",
         "capacity",
         "exhausted",
@@ -245,11 +279,21 @@ class Feeder:
         # The result of a job the run knows is done without a look at the disk (the
         # journal's record), asked before the runner's preflight; None: no such record.
         self.known: Callable[[Job], Result | None] | None = None
+        # Files fetched as ranges (see ``_split``): at most how many at once, pieces at
+        # least how large, and what opens a partial file for them (the only I/O).
+        self._split: tuple[int, int, Callable[[Job], SplitHandle]] | None = None
+        self._splits: dict[int, Split] = {}  # by job index
+
+    def split_with(self, most: int, least: int, files: Callable[[Job], SplitHandle]) -> None:
+        """Fetch large files as up to ``most`` ranges at once, of at least ``least`` bytes;
+        ``files(job)`` makes the handle of a job's partial file."""
+        if most > 1:
+            self._split = (most, least, files)
 
     @property
     def finished(self) -> bool:
         """True when every job has been handed out and concluded."""
-        return self.exhausted and not self.running and not self._due
+        return self.exhausted and not self.running and not self._due and not self._splits
 
     @property
     def held(self) -> int:
@@ -266,6 +310,11 @@ class Feeder:
         if due and due[0][0] <= now:
             self.running += 1
             return heapq.heappop(due)[2], False
+        if self._splits and self.running + len(due) < self.capacity:
+            piece = self._piece()
+            if piece is not None:
+                self.running += 1
+                return piece, False
         while self.running + len(due) < self.capacity and not self.exhausted:
             job = self.gate.take(now)
             if job is None:
@@ -289,6 +338,22 @@ class Feeder:
             return job, True
         return None
 
+    def _piece(self) -> Job | None:
+        """The next range of a file fetched as ranges, if one may start."""
+        for split in self._splits.values():
+            if not split.wants():
+                continue
+            job = split.job
+            assert isinstance(job, Job)
+            if split.active >= split.slots:
+                if not self.gate.borrow(job.host):
+                    continue
+                split.slots += 1
+            start, end = split.take()
+            span = (start, end, split.length, split.inode)
+            return dataclasses.replace(job, span=span, validator=split.validator)
+        return None
+
     def _unbound(self, now: float) -> None:
         if self._bound_since is not None:
             self.host_bound += now - self._bound_since
@@ -297,6 +362,8 @@ class Feeder:
     def ended(self, job: Job, attempt: Attempt, now: float) -> Result | None:
         """Record ``attempt`` at ``job``: its :class:`Result` when the job is done, None
         when it will be tried again (handed out by :meth:`next` once due)."""
+        if job.span is not None or attempt.kind is _SPLIT:
+            return self._split_ended(job, attempt, now)
         self.running -= 1
         history, started, first = self._tries[job.index]
         history.append(attempt)
@@ -325,6 +392,116 @@ class Feeder:
         heapq.heappush(self._due, (now + delay, self._order, job))
         return None
 
+    def _split_ended(self, job: Job, attempt: Attempt, now: float) -> Result | None:
+        """An attempt of a file fetched as ranges ended: the first answer (split the
+        file), or one of its pieces."""
+        self.running -= 1
+        tries = self._tries.get(job.index)
+        if tries is not None:  # (None: the file went on as one stream, and is done)
+            tries[0].append(attempt)
+        span = job.span
+        if span is None:
+            return self._split_file(job, attempt, now)
+        split = self._splits.get(job.index)
+        if split is None or split.inode != span[3]:
+            return None  # a piece still running when its file gave up the ranges
+        start, end = span[0], span[1]
+        kept = attempt.kept
+        if kept:
+            split.wrote(start, start + kept)
+        if attempt.complete or (kept and start + kept == end):
+            split.active -= 1
+        elif attempt.kind is _SPLIT:
+            split.active -= 1
+            if not split.broken:
+                split.broken = True
+                split.handle.drop()
+                self._order += 1
+                whole = dataclasses.replace(job, span=None, validator=None, whole=True)
+                heapq.heappush(self._due, (now, self._order, whole))
+        else:
+            piece_tries = split.tries.setdefault(end, [])
+            piece_tries.append(attempt)
+            delay = None if split.stopped else self._retry.delay_for(piece_tries)
+            if delay is None:
+                split.active -= 1
+                if split.failed is None and not split.broken:
+                    split.failed = attempt
+            else:
+                self._order += 1
+                again = dataclasses.replace(job, span=(start + kept, *span[1:]))
+                heapq.heappush(self._due, (now + delay, self._order, again))
+        if kept and not split.broken:
+            self._record(split)
+        return self._settle(split, now)
+
+    def _record(self, split: Split) -> None:
+        # Failing that, the sidecar lags behind: a rerun fetches a little more, never less.
+        with contextlib.suppress(OSError):
+            split.handle.record(split.done)
+
+    def _split_file(self, job: Job, attempt: Attempt, now: float) -> Result | None:
+        """The first answer said the file is worth fetching as ranges: make its partial
+        file and hand out its pieces (none, when an earlier run left it complete)."""
+        assert self._split is not None
+        most, least, files = self._split
+        handle = files(job)
+        try:
+            done = handle.open(job.url, attempt.nbytes, attempt.validator)
+        except OSError as exc:  # EBUSY: another process holds the partial file
+            error = f"{handle.shown}: {exc.strerror or exc}"
+            return self._conclude_split(job, now, kind=_FATAL, error=error)
+        split = Split(
+            job, attempt.nbytes, attempt.validator or "", handle.inode, done,
+            most=most, least=least, handle=handle,
+        )  # fmt: skip
+        self._splits[job.index] = split
+        return self._settle(split, now)
+
+    def _settle(self, split: Split, now: float) -> Result | None:
+        """Give back host slots no piece needs; conclude the file once nothing runs."""
+        job = split.job
+        assert isinstance(job, Job)
+        need = split.slots if split.wants() else max(1, split.active)
+        while split.slots > need:
+            self.gate.give_back(job.host)
+            split.slots -= 1
+        if not split.finished:
+            return None
+        del self._splits[job.index]
+        handle: SplitHandle = split.handle
+        if split.broken:
+            return None  # the file goes on as one stream (already queued)
+        if split.failed is not None:
+            handle.close()  # the partial file and its sidecar stay for a later run
+            failed = split.failed
+            return self._conclude_split(
+                job, now, http_status=failed.http_status, kind=failed.kind, error=failed.error,
+                kept=split.have, complete=False,
+            )  # fmt: skip
+        try:
+            mismatch = handle.publish(job.sha256)
+        except OSError as exc:
+            handle.close()
+            error = f"{handle.shown}: {exc.strerror or exc}"
+            return self._conclude_split(
+                job, now, kind=_LOCAL, error=error, kept=split.have, complete=False
+            )
+        if mismatch is not None:
+            return self._conclude_split(
+                job, now, kind=AttemptKind.READ, error=mismatch, kept=0, complete=False
+            )
+        return self._conclude_split(job, now, nbytes=split.length, kept=0, complete=True)
+
+    def _conclude_split(self, job: Job, now: float, **last: Any) -> Result:
+        """Conclude a file fetched as ranges: its last request's attempt says, with
+        ``last``'s changes, what became of the whole file (a piece is not a file)."""
+        history, started, first = self._tries.pop(job.index)
+        history[-1] = dataclasses.replace(history[-1], **last)
+        result = conclude(job, self._prefix + job.name, history, now - started)
+        self.gate.done(first, result, now)
+        return result
+
     def skipped(self, job: Job, result: Result, now: float) -> Result:
         """``job`` needed no request (a bad URL, a file already complete): ``result``."""
         self.running -= 1
@@ -335,12 +512,34 @@ class Feeder:
     def lost(self, job: Job, now: float) -> None:
         """``job``'s attempt was cancelled, or its worker vanished without an answer."""
         self.running -= 1
+        if job.span is not None:
+            split = self._splits.get(job.index)
+            if split is not None and split.inode == job.span[3]:
+                split.active -= 1
+                split.pieces.appendleft(job.span[:2])  # handed out again
+            return
         tries = self._tries.pop(job.index, None)
         self.gate.done(job if tries is None else tries[2], None, now)
 
     def cancelled(self, job: Job, attempt: Attempt) -> None:
         """``attempt`` was cancelled as the run stopped; count what it kept for a resume."""
         self.running -= 1
+        if job.span is not None:
+            split = self._splits.get(job.index)
+            if split is None or split.inode != job.span[3]:
+                return
+            split.wrote(job.span[0], job.span[0] + attempt.kept)
+            split.active -= 1
+            if not split.broken:
+                self._record(split)
+            if not split.active:  # the last piece of it: the file stays for a later run
+                del self._splits[job.index]
+                self._tries.pop(job.index, None)
+                split.handle.close()
+                if split.have and not split.broken:
+                    self.kept_files += 1
+                    self.kept_bytes += split.have
+            return
         self._tries.pop(job.index, None)
         if attempt.kept:
             self.kept_files += 1

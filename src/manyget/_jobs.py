@@ -97,6 +97,12 @@ class Job:
     # An earlier attempt of this run kept a partial file: look for it even in a run into
     # a folder that was empty at its start (``Settings.fresh``), where first attempts don't.
     resumable: bool = False
+    # One piece of a file fetched as ranges (see ``_split``): bytes start to end
+    # (exclusive) of a file of ``length`` bytes, written into the partial file ``inode``
+    # that the run made for it, and only from the version ``validator``.
+    span: tuple[int, int, int, int] | None = None
+    validator: str | None = None
+    whole: bool = False  # fetch as one stream, never as ranges (the ranges failed)
 
 
 def check_url(url: str) -> str | None:

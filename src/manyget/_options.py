@@ -103,6 +103,8 @@ class Options(TypedDict, total=False):
     storage_options: Mapping[str, Any] | None
     journal: str | os.PathLike[str] | bool | None
     scheduler: str | None
+    split: int | None
+    min_split_size: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,6 +185,8 @@ def configure(dest: Path, options: Options) -> Config:
         host_rate=limits.limit_rate_host,
         allow_downgrade=options.get("allow_downgrade", False),
         content_disposition=options.get("content_disposition", False),
+        split=_split(options.get("split")),
+        min_split_size=_min_split_size(options.get("min_split_size")),
     )
     sums = options.get("checksums")
     checksums = None if sums is None else load_checksums(sums)
@@ -195,6 +199,26 @@ def configure(dest: Path, options: Options) -> Config:
         journal=_journal(dest, options.get("journal")),
         scheduler=_scheduler(engine, options.get("scheduler")),
     )
+
+
+def _split(value: int | None) -> int:
+    """At most how many ranges of one file at once (None: one stream, for now)."""
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"split must be an integer >= 1, got {value!r}")
+    return value
+
+
+MIN_PIECE = 1 << 16  # --min-split-size at least 64 KiB: smaller pieces cost more than they win
+
+
+def _min_split_size(value: int | None) -> int:
+    if value is None:
+        return 16 << 20
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PIECE:
+        raise UsageError(f"min_split_size must be at least {MIN_PIECE:,} bytes, got {value!r}")
+    return value
 
 
 def _scheduler(engine: str, address: str | None) -> str | None:

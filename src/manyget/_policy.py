@@ -298,3 +298,5 @@ class Settings:
     # The destination held nothing when this run started: a name of the run is there only
     # once the run put it there, so a first attempt needs no look for a complete file.
     fresh: bool = False
+    split: int = 1  # at most this many ranges of one file at once (1: one stream)
+    min_split_size: int = 16 << 20  # pieces of a split file are at least this large

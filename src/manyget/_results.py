@@ -68,6 +68,9 @@ class AttemptKind(enum.StrEnum):
     DISK = "disk"  # the disk is full (the run stops)
     LOCAL = "local"  # another local write error
     CANCELLED = "cancelled"  # the run stopped while the request was in flight
+    # The file is fetched as ranges (a first answer: length and validator known), or, from
+    # a piece, the ranges stopped working and the file starts over as one stream.
+    SPLIT = "split"
 
 
 @quick_init
@@ -93,6 +96,7 @@ class Attempt:
     complete: bool = False
     saved_as: str | None = None
     http_version: str | None = None  # "1.1", "2" or "3": the protocol of the response
+    validator: str | None = None  # kind SPLIT: the ETag (or Last-Modified) of the file
 
     @property
     def succeeded(self) -> bool:

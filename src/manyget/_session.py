@@ -166,6 +166,10 @@ def _feeder(
     )
     prefix = os.path.join(config.settings.dest, "")
     feeder = Feeder(gate, config.settings.retry, concurrency, prefix, accept)
+    if config.settings.split > 1:
+        from ._fetch import split_files
+
+        feeder.split_with(*split_files(config.settings))
     if journal is not None and not config.settings.overwrite:
         feeder.known = journal.known  # done in an earlier run: skipped, the file untouched
     return feeder

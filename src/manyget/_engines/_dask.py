@@ -83,7 +83,8 @@ def _fields(job: Job) -> JobFields:
     (whose pickling walks ``dataclasses.fields``), which counts on the client."""
     return (
         job.url, job.name, job.index, job.line, job.problem, job.sha256, job.host,
-        job.headers, job.mirrors, job.mirror_hosts, job.resumable,
+        job.headers, job.mirrors, job.mirror_hosts, job.resumable, job.span, job.validator,
+        job.whole,
     )  # fmt: skip
 
 
@@ -101,7 +102,7 @@ def pack(job: Job, result: Result) -> Packed:
         result.received, result.kept, result.seconds, result.attempts, result.error,
         tuple(
             (a.http_status, a.kind.value, a.error, a.nbytes, a.received, a.kept,
-             a.retry_after, a.complete, a.saved_as, a.http_version)
+             a.retry_after, a.complete, a.saved_as, a.http_version, a.validator)
             for a in result.history
         ),
     )  # fmt: skip
@@ -118,6 +119,7 @@ def unpack(job: Job, packed: Packed) -> Result:
         Attempt(
             http_status=a[0], kind=_KINDS[a[1]], error=a[2], nbytes=a[3], received=a[4],
             kept=a[5], retry_after=a[6], complete=a[7], saved_as=a[8], http_version=a[9],
+            validator=a[10],
         )
         for a in tried
     )  # fmt: skip
@@ -141,6 +143,10 @@ def run_batch(pickled: bytes, settings: Settings, share: Share, prefix: str) -> 
     )
     ours = os.path.join(settings.dest, "")
     feeder = Feeder(gate, settings.retry, share.concurrency, ours)
+    if settings.split > 1:
+        from .._fetch import split_files
+
+        feeder.split_with(*split_files(settings))
     out: list[Packed] = []
     batches = run_multi(feeder, settings)
     checked = time.monotonic()

@@ -44,6 +44,14 @@ from ._window import failed_attempt
 
 __all__ = ["run"]
 
+Key = int | tuple[int, int]  # a job's index; with the end of its range, for a piece of a file
+
+
+def _key(job: Job) -> Key:
+    """Which attempt an answer from a worker is about: pieces of one file share its index."""
+    return job.index if job.span is None else (job.index, job.span[1])
+
+
 _POLL = 0.25  # seconds between checks that every worker is still alive (and reports)
 _REFILL = 0.005  # longest wait on sockets while a worker could take another job
 
@@ -114,7 +122,7 @@ def _worker(
             # Short waits while more jobs may arrive; longer ones once the inbox is closed.
             ended = loop.wait(1.0 if closed and not pending else _REFILL)
             if ended:
-                outbox.put((wid, [(job.index, attempt) for job, attempt in ended], None))
+                outbox.put((wid, [(_key(job), attempt) for job, attempt in ended], None))
                 if reported and not loop.busy:
                     outbox.put((wid, [], {"progress": []}))
                     reported = False
@@ -125,7 +133,7 @@ def _worker(
         extra = {"cookies": cookie_lines(settings)} if settings.request.cookie_jar else None
         if cancelled or extra:
             with contextlib.suppress(Exception):
-                done = [(job.index, attempt) for job, attempt in cancelled]
+                done = [(_key(job), attempt) for job, attempt in cancelled]
                 outbox.put((wid, done, extra))
 
 
@@ -135,7 +143,7 @@ class _Slot:
 
     process: Any
     inbox: Any
-    held: dict[int, Job] = field(default_factory=dict)
+    held: dict[Key, Job] = field(default_factory=dict)
 
 
 class _Pool:
@@ -176,7 +184,7 @@ class _Pool:
     def start(self, job: Job) -> None:
         slots = self.slots
         wid = min(range(len(slots)), key=lambda w: len(slots[w].held))
-        slots[wid].held[job.index] = job
+        slots[wid].held[_key(job)] = job
         self._batches.setdefault(wid, []).append(job)
 
     def wait(self, timeout: float) -> list[tuple[Job, Attempt]]:

@@ -36,7 +36,7 @@ from ._curl import (
     read_size,
     resume_paused,
 )
-from ._part import preflight
+from ._part import preflight, split_files
 
 __all__ = [
     "BIG_BODY",
@@ -52,4 +52,5 @@ __all__ = [
     "rates_for",
     "read_size",
     "resume_paused",
+    "split_files",
 ]

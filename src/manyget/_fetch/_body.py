@@ -11,13 +11,15 @@ from .._jobs import Job, disposition_name, mask_url
 from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
-from ._part import Busy, Folder, Part
+from .._split import splits
+from ._part import Busy, Folder, Part, open_piece
 from ._state import (
     BUSY,
     DISK,
     IDLE,
     LOCAL,
     OPEN,
+    SPLIT,
     TOO_BIG,
     End,
     Opening,
@@ -27,7 +29,7 @@ from ._state import (
     on_response,
 )
 
-__all__ = ["Body", "Field", "no_field"]
+__all__ = ["Body", "Field", "SpanBody", "no_field"]
 
 Field = Callable[[str], "str | None"]  # a response header by its lower-case name
 _PUBLISH = End.PUBLISH  # looked up once: it is every file's end
@@ -61,6 +63,8 @@ class Body:
         "_rename",
         "_saved",
         "_sha256",
+        "_split",
+        "_validator",
         "http_version",
         "kept",
         "offset",
@@ -77,8 +81,11 @@ class Body:
         max_size: int | None = None,
         disposition: bool = False,
         folder: Folder | None = None,
+        split: tuple[int, int] | None = None,
     ) -> None:
-        """``folder``: the destination, opened once per handle. A name in a folder of its
+        """``split`` (at most how many ranges, pieces at least how large): a large body
+        whose server takes ranges stops at its first byte, to be fetched as ranges.
+        ``folder``: the destination, opened once per handle. A name in a folder of its
         own (dir=) is reached through it; elsewhere, small bodies may go to files with
         no name there, when its ``unnamed`` allows (see :meth:`Part.open_unnamed`)."""
         self.url = job.url
@@ -101,6 +108,8 @@ class Body:
         self._left = 0  # bytes left in the partial file for a resume after a write error
         self._field: Field | None = None
         self._length: int | None = None
+        self._split = split if not job.whole and "/" not in job.name else None
+        self._validator: str | None = None
 
     @property
     def expected(self) -> int | None:
@@ -123,6 +132,11 @@ class Body:
             wanted = disposition_name(field("content-disposition"))
             if wanted and wanted != os.path.basename(self._part.shown):
                 self._rename = wanted
+        if status == 200 and self._split is not None and self._splits(length, field):
+            self._phase = SPLIT
+            self._length = length
+            self.started = True
+            return False
         if status == 200:  # the usual answer: no resume to judge, no header to look up
             opening = on_response(200, length, 0, None, None, None, self._max)
         else:
@@ -170,6 +184,23 @@ class Body:
             return False
         return True
 
+    def _splits(self, length: int | None, field: Field) -> bool:
+        """Whether this 200's body is to be fetched as ranges instead (see ``_split``)."""
+        assert self._split is not None
+        most, least = self._split
+        if not splits(length, most, least) or self._rename is not None:
+            return False
+        if self._max is not None and length is not None and length > self._max:
+            return False
+        if "bytes" not in (field("accept-ranges") or "").lower():
+            return False
+        etag = field("etag")  # If-Range takes a strong ETag, or a date
+        validator = etag if etag and not etag.startswith("W/") else field("last-modified")
+        if not validator:
+            return False
+        self._validator = validator
+        return True
+
     def _local_error(self, exc: OSError) -> None:
         disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         self._phase = DISK if disk_full else LOCAL
@@ -212,6 +243,11 @@ class Body:
             return self._publish(status, self.offset + self.kept)  # the usual end, first
         part = self._part
         got = self.kept
+        if end is End.SPLIT:
+            return self._attempt(
+                status, kind=AttemptKind.SPLIT, nbytes=self._length or 0,
+                validator=self._validator,
+            )  # fmt: skip
         if end is End.BUSY:
             message = f"busy: another process is writing {part.shown}"
             return self._attempt(status, kind=AttemptKind.FATAL, error=message)
@@ -297,3 +333,144 @@ def _resumed(opening: Opening) -> str:
     if opening.phase is Phase.RESTART:
         return "the answer does not fit the partial file: starting over"
     return opening.phase.value
+
+
+class SpanBody:
+    """Where one piece of a file fetched as ranges goes (``job.span``; see ``_split``):
+    bytes ``start`` to ``end`` of the run's partial file, written in place (``pwrite``).
+
+    Only a 206 whose ``Content-Range`` is exactly the range asked for, of the file's
+    length, is written; any other 2xx (a 200: the server no longer honours ranges, or
+    ``If-Range`` saw another version) ends the piece as :attr:`AttemptKind.SPLIT`, which
+    makes the file start over as one stream. A piece never publishes: the feeder does,
+    once every range is complete.
+    """
+
+    __slots__ = (
+        "_end",
+        "_fd",
+        "_inode",
+        "_length",
+        "_local",
+        "_name",
+        "_phase",
+        "_prefix",
+        "_start",
+        "_validator",
+        "_why",
+        "http_version",
+        "kept",
+        "offset",
+        "started",
+        "url",
+    )
+
+    def __init__(self, prefix: str, job: Job) -> None:
+        assert job.span is not None
+        self.url = job.url
+        self._start, self._end, self._length, self._inode = job.span
+        self._validator = job.validator
+        self._prefix = prefix
+        self._name = job.name
+        self._fd = -1
+        self._phase = IDLE
+        self._local = ""
+        self._why = ""
+        self.offset = self._start
+        self.kept = 0
+        self.started = False
+        self.http_version: str | None = None
+
+    @property
+    def expected(self) -> int | None:
+        return self._length
+
+    def request_headers(self) -> list[tuple[str, str]]:
+        headers = [("Range", f"bytes={self._start}-{self._end - 1}")]
+        if self._validator:
+            headers.append(("If-Range", self._validator))
+        return headers
+
+    def start(self, status: int, length: int | None, field: Field) -> bool:
+        self.started = True
+        wanted = f"bytes {self._start}-{self._end - 1}/{self._length}"
+        if status != 206 or (field("content-range") or "").strip() != wanted:
+            self._phase = SPLIT
+            if status == 206:
+                self._why = f"Content-Range {field('content-range')!r}, asked for {wanted!r}"
+            else:
+                self._why = f"HTTP {status} to a range request"
+            return False
+        try:
+            self._fd = open_piece(self._prefix, self._name, self._inode)
+        except OSError as exc:
+            self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
+            self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
+            return False
+        self._phase = OPEN
+        return True
+
+    def write(self, data: bytes) -> bool:
+        at = self._start + self.kept
+        if at + len(data) > self._end:
+            return False  # more than the range asked for: never past it
+        try:
+            written = os.pwrite(self._fd, data, at)
+            while written < len(data):
+                written += os.pwrite(self._fd, memoryview(data)[written:], at + written)
+        except OSError as exc:
+            self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
+            self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
+            return False
+        self.kept += len(data)
+        return True
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def finish(
+        self,
+        status: int | None,
+        *,
+        error: str | None = None,
+        kind: AttemptKind = AttemptKind.OK,
+        retry_after: float | None = None,
+    ) -> Attempt:
+        self._close()
+        phase, got = self._phase, self.kept
+        version = self.http_version
+        if phase is SPLIT or (status == 416 and error is None):
+            why = self._why or f"HTTP {status} to a range request"
+            return Attempt(
+                http_status=status, http_version=version, kind=AttemptKind.SPLIT,
+                error=f"ranges failed ({why}): starting over as one stream", received=got,
+            )  # fmt: skip
+        if phase is DISK or phase is LOCAL:
+            local = AttemptKind.DISK if phase is DISK else AttemptKind.LOCAL
+            return Attempt(
+                http_status=status, http_version=version, kind=local, error=self._local,
+                received=got, kept=got,
+            )  # fmt: skip
+        if phase is OPEN and error is None and self._start + got == self._end:
+            return Attempt(
+                http_status=status, http_version=version, nbytes=got, received=got,
+                kept=got, complete=True,
+            )  # fmt: skip
+        if error is None and status is not None and status >= 400:
+            return Attempt(
+                http_status=status, http_version=version, kind=AttemptKind.STATUS,
+                retry_after=retry_after,
+            )  # fmt: skip
+        if error is None:
+            error = "the range ended early"
+            kind = AttemptKind.READ
+        return Attempt(
+            http_status=status, http_version=version, kind=kind, error=error,
+            received=got, kept=got,
+        )  # fmt: skip
+
+    def abandon(self) -> int:
+        self._close()
+        return self.kept

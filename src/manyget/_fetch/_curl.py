@@ -19,7 +19,7 @@ from .._jobs import Job, mask_url
 from .._log import DEBUG, logger
 from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
-from ._body import Body
+from ._body import Body, SpanBody
 from ._part import Folder
 from ._rate import Rates
 
@@ -334,6 +334,7 @@ class Transfer:
         "_redirect_info",
         "_resume",
         "_sleep",
+        "_split",
         "_status",
         "_url",
         "_url_option",
@@ -359,7 +360,7 @@ class Transfer:
         self.curl = _new_curl(settings, self._lines.append, self._write, read)
         self._prefix = os.path.join(settings.dest, "")
         self.job: Job | None = None
-        self._body: Body | None = None
+        self._body: Body | SpanBody | None = None
         self._status = 0
         self._head = b""  # the head of the last response read: status line and fields
         self._low: bytes | None = None  # the same in lower case, made when first needed
@@ -384,6 +385,12 @@ class Transfer:
         # A run into a folder empty at its start has no partial file but those its own
         # attempts keep: a first attempt does not look for one (an access() per file).
         self._fresh = settings.fresh
+        # Large bodies as ranges (not compressed ones: their ranges count encoded bytes).
+        self._split = (
+            (settings.split, settings.min_split_size)
+            if settings.split > 1 and not settings.request.compressed
+            else None
+        )
         # Files with no name only where a partial file is looked for first (resume).
         self._folder = Folder(self._prefix, unnamed=self._resume)
         self._max = settings.max_size
@@ -407,14 +414,20 @@ class Transfer:
     def begin(self, job: Job) -> None:
         """Point the handle at ``job``, setting only the options that change."""
         self.job = job
-        body = self._body = Body(
-            self._prefix,
-            job,
-            resume=self._resume and (job.resumable or not self._fresh),
-            max_size=self._max,
-            disposition=self._disposition,
-            folder=self._folder,
-        )
+        body: Body | SpanBody
+        if job.span is None:
+            body = Body(
+                self._prefix,
+                job,
+                resume=self._resume and (job.resumable or not self._fresh),
+                max_size=self._max,
+                disposition=self._disposition,
+                folder=self._folder,
+                split=self._split,
+            )
+        else:
+            body = SpanBody(self._prefix, job)
+        self._body = body
         self._status = 0
         self._lines.clear()
         self._hops = 0
@@ -422,7 +435,7 @@ class Transfer:
         self.host = job.host
         curl = self.curl
         curl.setopt(self._url_option, job.url)
-        if body.offset or self._ranged or self._away or job.headers:
+        if body.offset or self._ranged or self._away or job.headers or job.span:
             resume = [f"{k}: {v}" for k, v in body.request_headers()]
             self._send(resume, [f"{k}: {v}" for k, v in job.headers], away=False)
         request = self.settings.request

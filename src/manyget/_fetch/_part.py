@@ -17,12 +17,14 @@ import fcntl
 import hashlib
 import os
 import stat
+import weakref
+from collections.abc import Callable
 
 from .._jobs import Job, url_tag, with_suffix
 from .._policy import Saved, Settings
 from .._results import Result, Status
 
-__all__ = ["Busy", "Folder", "Part", "preflight", "sha256_of"]
+__all__ = ["Busy", "Folder", "Part", "SplitFile", "preflight", "sha256_of", "split_files"]
 
 _O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)  # Linux: a file with no name until linked
 _UNSUPPORTED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)  # O_TMPFILE refused here
@@ -225,6 +227,8 @@ class Part:
         except (OSError, ValueError, AttributeError):
             return None
         if size <= 0 or data.get("url") != url or saved.validator is None:
+            return None
+        if "ranges" in data:  # a file fetched as ranges has holes: never append to it
             return None
         return size, saved
 
@@ -453,3 +457,133 @@ class Part:
         self._forget()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
+
+
+class SplitFile:
+    """The partial file of a file fetched as ranges (see ``manyget._split``), held by the
+    process that hands out its pieces: made sparse at its full length, locked for the
+    whole run (another manyget run gets :class:`Busy`), its sidecar listing the complete
+    ranges. The pieces write into it with ``pwrite`` through descriptors of their own, in
+    any process, after checking it is the same file (its inode).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_fd",
+        "_finalizer",
+        "_record",
+        "final",
+        "inode",
+        "meta",
+        "shown",
+        "tmp",
+    )
+
+    def __init__(self, prefix: str, name: str) -> None:
+        self.final = self.shown = prefix + name
+        self.tmp = f"{prefix}.{name}.part"
+        self.meta = self.tmp + ".json"
+        self._fd = -1
+        self.inode = 0
+        self._finalizer: weakref.finalize[[int], SplitFile] | None = None
+        self._record: tuple[str, int, str | None] = ("", 0, None)
+
+    def open(self, url: str, length: int, validator: str | None) -> list[tuple[int, int]]:
+        """Open (or make) the partial file for this version of ``url``; the ranges an
+        earlier run completed, if its sidecar says they are of the same version."""
+        import json
+
+        done: list[tuple[int, int]] = []
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(self.tmp, flags, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OSError(errno.EBUSY, "another process is writing it") from None
+            try:
+                with open(self.meta, encoding="utf-8") as f:
+                    data = json.load(f)
+                same = (
+                    data.get("url") == url
+                    and data.get("length") == length
+                    and data.get("validator") == validator
+                    and os.fstat(fd).st_size == length
+                )
+                if same:
+                    done = [(int(a), int(b)) for a, b in data["ranges"]]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                done = []
+            if not done:
+                os.ftruncate(fd, 0)  # another version, or no record: from scratch
+            os.ftruncate(fd, length)  # sparse: the pieces fill it in place
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.inode = os.fstat(fd).st_ino
+        self._finalizer = weakref.finalize(self, os.close, fd)
+        self._record = (url, length, validator)
+        self.record(done)
+        return done
+
+    def record(self, done: list[tuple[int, int]]) -> None:
+        """Write the sidecar: the complete ranges (a new file renamed over the old one, so
+        a kill at any moment leaves one or the other, never half of one)."""
+        import json
+
+        url, length, validator = self._record
+        record = {
+            "url": url,
+            "validator": validator,
+            "length": length,
+            "ranges": [list(r) for r in done],
+        }
+        spare = self.meta + ".new"
+        with open(spare, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+        os.replace(spare, self.meta)
+
+    def close(self) -> None:
+        """Stop writing; the partial file and its sidecar stay for a later run."""
+        if self._finalizer is not None:
+            self._finalizer()  # closes the descriptor (once), releasing the lock
+
+    def publish(self, sha256: str | None) -> str | None:
+        """Give the complete file its final name; the mismatch, when ``sha256`` is not
+        what the file holds (the file is dropped then)."""
+        if sha256 is not None:
+            got = sha256_of(self.tmp)
+            if got != sha256:
+                self.drop()
+                return f"sha256 mismatch: got {got}, expected {sha256}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.meta)
+        os.replace(self.tmp, self.final)
+        self.close()
+        return None
+
+    def drop(self) -> None:
+        """Remove the sidecar, then the partial file."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.meta)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+        self.close()
+
+
+def split_files(settings: Settings) -> tuple[int, int, Callable[[Job], SplitFile]]:
+    """How a run's feeder splits large files: at most how many ranges at once, pieces at
+    least how large, and the partial file of a job (see ``Feeder.split_with``)."""
+    prefix = os.path.join(settings.dest, "")
+    return settings.split, settings.min_split_size, lambda job: SplitFile(prefix, job.name)
+
+
+def open_piece(prefix: str, name: str, inode: int) -> int:
+    """A descriptor to write one piece into a split file's partial file, which must be
+    the one its run made (``inode``): never a file made later under the same name."""
+    fd = os.open(f"{prefix}.{name}.part", os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if os.fstat(fd).st_ino != inode:
+        os.close(fd)
+        raise OSError(errno.ESTALE, "the partial file was replaced")
+    return fd

@@ -32,6 +32,7 @@ __all__ = [
     "OPEN",
     "RESTART",
     "SIDECAR_FROM",
+    "SPLIT",
     "TOO_BIG",
     "End",
     "Opening",
@@ -55,6 +56,7 @@ class Phase(StrEnum):
     BUSY = "busy"  # another process holds the partial file's lock
     DISK = "disk"  # the disk is full
     LOCAL = "local"  # any other local error while writing
+    SPLIT = "split"  # the file is worth fetching as ranges: stop, the feeder splits it
 
 
 class Opening(NamedTuple):
@@ -116,12 +118,14 @@ class End(StrEnum):
     LOCAL = "local"  # the disk failed us: keep what was written
     DROP_TOO_BIG = "drop too big"  # over --max-size: drop it
     DROP_RESTART = "drop restart"  # did not fit the partial file: drop it, ask again
+    SPLIT = "split"  # fetch the file as ranges (see ``_split``)
 
 
 # Enum members looked up once: ``Phase.OPEN`` is a descriptor call (about 0.1 us) each
 # time, and these decisions run once or twice for every file.
 IDLE, OPEN, COMPLETE, RESTART = Phase.IDLE, Phase.OPEN, Phase.COMPLETE, Phase.RESTART
 TOO_BIG, BUSY, DISK, LOCAL = Phase.TOO_BIG, Phase.BUSY, Phase.DISK, Phase.LOCAL
+SPLIT = Phase.SPLIT
 _FRESH, _COMPLETE, _RESTART = Resume.FRESH, Resume.COMPLETE, Resume.RESTART
 _PUBLISH, _KEEP, _EMPTY, _NO_FILE = End.PUBLISH, End.KEEP, End.EMPTY, End.NO_FILE
 
@@ -132,6 +136,7 @@ _ENDS = {
     Phase.TOO_BIG: End.DROP_TOO_BIG,
     Phase.RESTART: End.DROP_RESTART,
     Phase.COMPLETE: End.PUBLISH_KEPT,
+    Phase.SPLIT: End.SPLIT,
 }
 
 

@@ -1,0 +1,166 @@
+"""Pure: one file fetched as byte ranges over several connections at once.
+
+Theory of operation: the first attempt at a job is an ordinary GET. When its answer says
+the file is large (``Content-Length`` at least twice ``--min-split-size``), that ranges
+work (``Accept-Ranges: bytes``) and which version it is (an ``ETag`` or
+``Last-Modified``), the body stops there and the attempt ends as
+:attr:`~manyget.AttemptKind.SPLIT`. The :class:`~manyget._hosts.Feeder` then creates the
+sparse partial file (through its splitter: the only I/O) and a :class:`Split` that cuts
+what is missing into pieces of :func:`piece_size` bytes, handed out like any other
+attempt: at most ``--split`` of one file at once, each counted against the host's limit.
+Every piece asks ``Range`` with ``If-Range``, so a piece of another version of the file
+is never written: such an answer (a 200, or a ``Content-Range`` that is not the one
+asked for) gives up the ranges, and the file starts over as one stream. A piece that
+fails is retried alone, from where it stopped, on its own retry budget. The sidecar
+records the complete ranges after each piece, so a rerun after Ctrl-C or ``kill -9``
+asks only for the missing ones. Nothing here touches a file or a socket.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from ._results import Attempt
+
+__all__ = ["Split", "merge", "missing", "piece_size", "splits"]
+
+_ALIGN = 1 << 16  # pieces start on 64 KiB boundaries (except where a range was cut short)
+
+
+def splits(length: int | None, most: int, least: int) -> bool:
+    """Whether a body of ``length`` bytes is worth fetching as ranges: at least two
+    pieces of ``least`` bytes, and more than one connection allowed."""
+    return most > 1 and length is not None and length >= 2 * least
+
+
+def piece_size(length: int, most: int, least: int) -> int:
+    """The size of one piece: about four rounds of ``most`` connections, so a slow one
+    holds up the end by one piece at most, never less than ``least`` bytes."""
+    size = -(-length // (4 * most))
+    size = -(-size // _ALIGN) * _ALIGN
+    return max(least, size)
+
+
+def merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` (start, end-exclusive), sorted and joined where they touch or overlap."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def missing(length: int, done: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges of ``[0, length)`` not in ``done``."""
+    out = []
+    at = 0
+    for start, end in merge(done):
+        start, end = max(0, start), min(length, end)
+        if start > at:
+            out.append((at, start))
+        at = max(at, end)
+    if at < length:
+        out.append((at, length))
+    return out
+
+
+def _cut(ranges: Iterable[tuple[int, int]], size: int) -> deque[tuple[int, int]]:
+    pieces: deque[tuple[int, int]] = deque()
+    for start, end in ranges:
+        while end - start > size:
+            pieces.append((start, start + size))
+            start += size
+        pieces.append((start, end))
+    return pieces
+
+
+class Split:
+    """Which ranges of one file are done, handed out, or still to fetch.
+
+    ``active`` counts pieces handed out and not finished (running, or waiting out a
+    retry's backoff); ``slots`` the host slots the file holds (its own, and those
+    borrowed for more pieces). ``failed`` is the attempt that ended the split (a piece out
+    of retries); ``broken`` is set when ranges stopped working and the file restarts as
+    one stream. Either way no new piece is handed out.
+    """
+
+    __slots__ = (
+        "active",
+        "broken",
+        "done",
+        "failed",
+        "handle",
+        "history",
+        "inode",
+        "job",
+        "length",
+        "most",
+        "pieces",
+        "slots",
+        "tries",
+        "validator",
+    )
+
+    def __init__(
+        self,
+        job: object,
+        length: int,
+        validator: str,
+        inode: int,
+        done: Iterable[tuple[int, int]],
+        *,
+        most: int,
+        least: int,
+        handle: Any = None,
+    ) -> None:
+        self.job = job  # the job as the gate gave it (concluded with its history)
+        self.length = length
+        self.validator = validator
+        self.inode = inode
+        self.done = merge(done)
+        self.pieces = _cut(missing(length, self.done), piece_size(length, most, least))
+        self.most = most
+        self.active = 0
+        self.slots = 1
+        self.failed: Attempt | None = None
+        self.broken = False
+        self.history: list[Attempt] = []  # the job's attempts, pieces included
+        self.tries: dict[int, list[Attempt]] = {}  # a piece's failed attempts, by its end
+        self.handle: Any = handle  # the open partial file (``_hosts.SplitHandle``)
+
+    @property
+    def stopped(self) -> bool:
+        return self.failed is not None or self.broken
+
+    @property
+    def complete(self) -> bool:
+        return self.done == [(0, self.length)] or (self.length == 0 and not self.pieces)
+
+    @property
+    def finished(self) -> bool:
+        """No piece runs or waits, and none will be handed out."""
+        return not self.active and (self.stopped or not self.pieces)
+
+    @property
+    def have(self) -> int:
+        """Bytes of the file complete."""
+        return sum(end - start for start, end in self.done)
+
+    def wants(self) -> bool:
+        """Whether another piece could start now, room allowing."""
+        return bool(self.pieces) and not self.stopped and self.active < self.most
+
+    def take(self) -> tuple[int, int]:
+        """The next piece to fetch (see :meth:`wants`)."""
+        self.active += 1
+        return self.pieces.popleft()
+
+    def wrote(self, start: int, end: int) -> None:
+        """Bytes ``start`` to ``end`` are on disk."""
+        if end > start:
+            self.done = merge([*self.done, (start, end)])

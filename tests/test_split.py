@@ -1,0 +1,188 @@
+"""Large files fetched as byte ranges (--split): exact bytes on every engine, pieces retried
+alone, a rerun fetching only the missing ranges, and one stream whenever ranges fail."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import manyget
+from manyget import AttemptKind, RetryPolicy, Status
+from manyget._results import Attempt
+from manyget._server import Server
+from manyget._server._resources import bytes_chunks
+from manyget._split import Split, merge, missing, piece_size, splits
+
+pytestmark = pytest.mark.timeout(120)
+
+KIB, MIB = 1 << 10, 1 << 20
+FAST = RetryPolicy(retries=3, backoff=0.01, max_wait=1.0)
+ONCE = RetryPolicy(retries=0)
+SPLIT = {"split": 4, "min_split_size": 256 * KIB}
+
+
+def served(size: int, salt: int = 0) -> bytes:
+    return (
+        b"".join(bytes_chunks(size, 0, size, salt=salt))
+        if salt
+        else b"".join(bytes_chunks(size, 0, size))
+    )
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# The pure part.
+
+
+def test_merge_and_missing() -> None:
+    """Ranges join where they touch; what is missing is the rest of [0, length)."""
+    assert merge([(5, 7), (0, 2), (2, 3), (6, 9), (4, 4)]) == [(0, 3), (5, 9)]
+    assert missing(10, [(0, 3), (5, 9)]) == [(3, 5), (9, 10)]
+    assert missing(10, []) == [(0, 10)]
+    assert missing(10, [(0, 10)]) == []
+
+
+def test_which_files_split_and_piece_size() -> None:
+    """Only files of two pieces or more split; pieces are about four rounds of N."""
+    assert not splits(None, 4, MIB)
+    assert not splits(2 * MIB - 1, 4, MIB)
+    assert splits(2 * MIB, 4, MIB)
+    assert not splits(100 * MIB, 1, MIB)
+    assert piece_size(1 << 30, 16, 16 * MIB) == 16 * MIB
+    assert piece_size(1 << 30, 4, MIB) == 64 * MIB
+    assert piece_size(3 * MIB, 4, 256 * KIB) == 256 * KIB
+
+
+def test_split_hands_out_what_is_missing() -> None:
+    """A split starts from the ranges already done and never hands out more than N."""
+    split = Split(None, 4 * MIB, '"v"', 1, [(0, MIB)], most=2, least=MIB)
+    assert list(split.pieces) == [(MIB, 2 * MIB), (2 * MIB, 3 * MIB), (3 * MIB, 4 * MIB)]
+    assert split.take() == (MIB, 2 * MIB)
+    assert split.take() == (2 * MIB, 3 * MIB)
+    assert not split.wants()  # two at once at most
+    split.wrote(MIB, 2 * MIB)
+    split.active -= 1
+    assert split.wants()
+    assert split.have == 2 * MIB
+    split.failed = Attempt(http_status=None, kind=AttemptKind.READ, error="x")
+    assert not split.wants()
+
+
+# Every engine.
+
+
+def test_a_large_file_comes_in_ranges(server: Server, engine: str, tmp_path: Path) -> None:
+    """8 MiB over 4 connections: the exact bytes, no partial file or sidecar left."""
+    size = 8 * MIB
+    report = manyget.download(
+        [f"{server.url}/bytes/{size}"], tmp_path, engine=engine, retries=FAST, **SPLIT
+    )
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert result.history[0].kind is AttemptKind.SPLIT
+    pieces = size // piece_size(size, 4, 256 * KIB)
+    assert result.attempts == 1 + pieces  # the first answer, then one request a piece
+    assert [a.http_status for a in result.history[1:]] == [206] * pieces
+    assert result.received == size
+    assert leftovers(tmp_path) == []
+
+
+def test_small_files_are_not_split(server: Server, engine: str, tmp_path: Path) -> None:
+    """A body under twice --min-split-size is one ordinary request."""
+    report = manyget.download(
+        [f"{server.url}/bytes/{300 * KIB}"], tmp_path, engine=engine, retries=FAST, **SPLIT
+    )
+    (result,) = report.results
+    assert result.status is Status.OK
+    assert result.attempts == 1
+
+
+def test_cut_pieces_are_retried_alone_from_where_they_stopped(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """Requests 1-3 are cut at half (the first answer, then two pieces): each piece asks
+    only for its rest, so exactly the file's size crosses the wire for the pieces."""
+    size = 2 * MIB
+    url = f"{server.url}/faults/flaky/cut-{engine}/3/{size}?truncate=1"
+    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **SPLIT)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert result.received == size
+    kinds = [a.kind for a in result.history]
+    assert kinds.count(AttemptKind.READ) == 2
+
+
+def test_a_rerun_fetches_only_the_missing_ranges(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """Two pieces fail for good: the partial file and its sidecar stay, never under the
+    final name; the rerun asks only for the ranges missing and completes the file."""
+    size = 2 * MIB
+    url = f"{server.url}/faults/flaky/rerun-{engine}/3/{size}?truncate=1"
+    first = manyget.download([url], tmp_path, engine=engine, retries=ONCE, **SPLIT)
+    (failed,) = first.results
+    assert failed.status is Status.ERROR
+    assert not (tmp_path / str(size)).exists()
+    assert leftovers(tmp_path) == [f".{size}.part", f".{size}.part.json"]
+    sidecar = json.loads((tmp_path / f".{size}.part.json").read_text())
+    done = sum(b - a for a, b in sidecar["ranges"])
+    assert failed.kept == done
+    assert 0 < done < size
+    second = manyget.download([url], tmp_path, engine=engine, retries=ONCE, **SPLIT)
+    (result,) = second.results
+    assert result.status is Status.OK, result.error
+    assert result.received == size - done
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("route", ["ignore-range", "bad-content-range"])
+def test_broken_ranges_fall_back_to_one_stream(
+    server: Server, engine: str, tmp_path: Path, route: str
+) -> None:
+    """A server that advertises ranges but answers 200, or the wrong Content-Range:
+    the file starts over as one stream and is exact."""
+    size = 2 * MIB
+    report = manyget.download(
+        [f"{server.url}/faults/{route}/{size}"], tmp_path, engine=engine, retries=FAST, **SPLIT
+    )
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert AttemptKind.SPLIT in [a.kind for a in result.history[1:]]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_that_changes_is_never_mixed(server: Server, engine: str, tmp_path: Path) -> None:
+    """Every request gets a new version: If-Range refuses the old one, so the file is
+    one version from its first byte to its last, never pieces of two."""
+    size = 2 * MIB
+    url = f"{server.url}/faults/etag-changes/mix-{engine}/{size}"
+    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **SPLIT)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    got = (tmp_path / str(size)).read_bytes()
+    # Which version depends on how many requests the pieces made before the fallback.
+    assert any(got == served(size, salt) for salt in range(64))
+
+
+def test_split_options_are_checked() -> None:
+    """--split below 1 and --min-split-size below 64 KiB: one line, exit 2."""
+    for args in (["--split", "0"], ["--split", "x"], ["--min-split-size", "1K"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "manyget", "get", *args, "http://127.0.0.1:9/x"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
