@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,36 @@ def test_split_options_are_checked() -> None:
         assert proc.returncode == 2, args
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+
+
+def test_kill_9_mid_file_then_a_rerun_fetches_the_rest(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """kill -9 while pieces drip in: nothing under the final name; the sidecar's ranges
+    are on disk, and the rerun receives exactly the bytes they lack."""
+    size = 2 * MIB
+    url = f"{server.url}/faults/drip/{size}?interval=0.05&chunk=65536"
+    command = [sys.executable, "-m", "manyget", "get", "-q", "--engine", engine]
+    command += ["--split", "2", "--min-split-size", "256K", "-d", str(tmp_path), url]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sidecar = tmp_path / f".{size}.part.json"
+    done = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and done < 512 * KIB:
+            time.sleep(0.05)
+            try:
+                done = sum(b - a for a, b in json.loads(sidecar.read_text())["ranges"])
+            except (OSError, ValueError):
+                continue
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    done = sum(b - a for a, b in json.loads(sidecar.read_text())["ranges"])  # as left
+    assert 512 * KIB <= done < size
+    assert not (tmp_path / str(size)).exists()
+    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **SPLIT)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert result.received == size - done
+    assert (tmp_path / str(size)).read_bytes() == served(size)
