@@ -200,3 +200,56 @@ def test_a_server_that_cannot_start_is_a_one_line_error(tmp_path: Path) -> None:
     assert last == "manyget: error: nginx did not start: nginx: [emerg] broken on purpose"
     assert "Traceback" not in proc.stderr
     assert list(work.iterdir()) == []
+
+
+def test_big_file_scenarios_and_their_command_lines(tmp_path: Path) -> None:
+    """S4 goes through nginx's capped location; each tool gets its own ranges options."""
+    from manyget._bench._contenders import engine_contender, peer_contender
+
+    s4, s5 = SCENARIOS["S4"], SCENARIOS["S5"]
+    assert s4.paths() == ["/limited/f000000.bin"]
+    assert s5.paths() == ["/f000000.bin"]
+    assert s4.paper_limit() == pytest.approx((1 << 30) / (16 * 50 * (1 << 20)))
+    assert s5.paper_limit() is None
+    urls, names = ["http://127.0.0.1:1/limited/f000000.bin"], ["f000000.bin"]
+
+    def argv(contender_name: str, split: int) -> list[str]:
+        if contender_name.startswith("manyget"):
+            contender = engine_contender("multi")
+        else:
+            contender = peer_contender(contender_name)
+        return contender.at(16, split, 1 << 30).command(urls, names, tmp_path)
+
+    manyget_argv = argv("manyget", 16)
+    assert manyget_argv[manyget_argv.index("--split") + 1] == "16"
+    assert "--split" not in argv("manyget", 1)
+    assert "--split=16" in argv("aria2c", 16)
+    assert "--max-connection-per-server=16" in argv("aria2c", 16)
+    assert "--split=1" in argv("aria2c", 1)
+    assert f"--chunk-size={(1 << 30) // 16}" in argv("wget2", 16)
+    assert argv("parfive", 16)[-1] == "16"
+
+
+def test_capped_location_serves_ranges_that_split_downloads_use(tmp_path: Path) -> None:
+    """nginx's /limited/ location serves the root's files, with ranges: --split gets them
+    whole and exact through it."""
+    need_program("nginx")
+    from manyget._bench._nginx import PrivateNginx
+
+    root = tmp_path / "www"
+    root.mkdir()
+    body = block_content(7, 4 << 20)
+    (root / "big.bin").write_bytes(body)
+    out = tmp_path / "out"
+    out.mkdir()
+    with PrivateNginx(root, rate=32 << 20) as nginx:
+        url = f"{nginx.base_url}/limited/big.bin"
+        proc = subprocess.run(
+            [sys.executable, "-m", "manyget", "get", "-q", "--split", "4", "--per-host", "4",
+             "--min-split-size", "256K", "-d", str(out), "--json", url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.splitlines()[-1])
+    assert record["attempts"] > 2  # the first answer, then the ranges
+    assert (out / "big.bin").read_bytes() == body

@@ -632,8 +632,9 @@ def build_parser() -> _Parser:
         description="Start a loopback server, download each scenario with every engine and "
         "every outside tool found (strictly one at a time, rotating the order each round), "
         "verify every file, and print medians. Scenarios: S1 and S1@20 (194 flags, 0.1 s "
-        "latency, 64 or 20 at once), S2 (10,000 files of 4-16 KB), S3 (4 x 128 MiB), BOOK "
-        "(the book's styles on the DELAY server), tiny (a smoke test). Exit status 1 if a "
+        "latency, 64 or 20 at once), S2 (10,000 files of 4-16 KB), S3 (4 x 128 MiB), S4 "
+        "(1 GiB, 16 connections capped at 50 MiB/s each; needs --nginx), S5 (1 GiB, no "
+        "cap), BOOK (the book's styles on the DELAY server), tiny (a smoke test). Exit status 1 if a "
         "manyget run did not download everything, 3 if a server or the files to serve "
         "could not be set up.",
     )

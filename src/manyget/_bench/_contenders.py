@@ -24,8 +24,8 @@ PEERS = ("aria2c", "curl", "wget2", "parfive")
 _PARFIVE = """\
 import sys
 from parfive import Downloader
-listing, dest, conc = sys.argv[1], sys.argv[2], int(sys.argv[3])
-dl = Downloader(max_conn=conc, max_splits=1, progress=False)
+listing, dest, conc, splits = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+dl = Downloader(max_conn=conc, max_splits=splits, progress=False)
 with open(listing) as f:
     for url in f.read().split():
         dl.enqueue_file(url, path=dest)
@@ -41,6 +41,8 @@ class Contender:
     peer: bool
     missing: str = ""
     concurrency: int = 1
+    split: int = 1  # connections per file (each tool's own ranges option)
+    size: int = 0  # the largest file, for options given in bytes (wget2's chunk size)
 
     def command(self, urls: Sequence[str], names: Sequence[str], work: Path) -> list[str]:
         """The argv downloading ``urls`` into ``work/out`` (input files go in ``work``)."""
@@ -48,10 +50,12 @@ class Contender:
         listing = work / "urls.txt"
         listing.write_text("".join(u + "\n" for u in urls))
         conc = str(self.concurrency)
+        split = self.split
         if not self.peer:
             engine = self.name.removeprefix("manyget ")
+            ranges = ["--split", str(split), "--min-split-size", "1M"] if split > 1 else []
             return [sys.executable, "-m", "manyget", "get", "-i", str(listing), "-d", str(out),
-                    "-q", "--engine", engine, "-j", conc, "--per-host", conc]  # fmt: skip
+                    "-q", "--engine", engine, "-j", conc, "--per-host", conc, *ranges]  # fmt: skip
         if self.name == "curl":
             config = work / "curl.cfg"
             pairs = zip(urls, names, strict=True)
@@ -59,19 +63,23 @@ class Contender:
             config.write_text("".join(lines))
             return ["curl", "--parallel", "--parallel-max", conc, "-s", "-K", str(config)]
         if self.name == "wget2":
+            chunk = [f"--chunk-size={-(-self.size // split)}"] if split > 1 else []
             return ["wget2", "-q", "--no-config", f"--max-threads={conc}", "-P", str(out),
-                    "-i", str(listing)]  # fmt: skip
+                    *chunk, "-i", str(listing)]  # fmt: skip
         if self.name == "aria2c":
+            ranges = [f"--split={split}", f"--max-connection-per-server={split}",
+                      "--min-split-size=1M"] if split > 1 else ["--split=1"]  # fmt: skip
             return ["aria2c", "-q", "-i", str(listing), "-d", str(out), "-j", conc,
-                    "--split=1", "--file-allocation=none", "--auto-file-renaming=false",
+                    *ranges, "--file-allocation=none", "--auto-file-renaming=false",
                     "--console-log-level=error", "--summary-interval=0"]  # fmt: skip
         if self.name == "parfive":
-            return [sys.executable, "-c", _PARFIVE, str(listing), str(out), conc]
+            return [sys.executable, "-c", _PARFIVE, str(listing), str(out), conc, str(split)]
         raise ValueError(f"no command for {self.name!r}")
 
-    def at(self, concurrency: int) -> Contender:
-        """This contender running ``concurrency`` downloads at once."""
-        return dataclasses.replace(self, concurrency=concurrency)
+    def at(self, concurrency: int, split: int = 1, size: int = 0) -> Contender:
+        """This contender running ``concurrency`` downloads at once, a file of up to
+        ``size`` bytes over ``split`` connections."""
+        return dataclasses.replace(self, concurrency=concurrency, split=split, size=size)
 
 
 def engine_contender(engine: str) -> Contender:

@@ -70,6 +70,7 @@ http {{
         listen 127.0.0.1:{port} backlog=1024;
         root {root};
         location / {{ }}
+        location /limited/ {{ alias {root}/; limit_rate {rate}; }}
     }}
 {extra}}}
 """
@@ -150,6 +151,7 @@ class PrivateNginx:
         tls: tuple[Path, Path] | None = None,
         client_ca: Path | None = None,
         protocols: str = "TLSv1.2 TLSv1.3",
+        rate: int = 0,
     ) -> None:
         """``tls`` (certificate, key) adds an HTTPS + HTTP/2 port and an h2c port;
         ``client_ca`` makes the HTTPS port require a client certificate it signed."""
@@ -158,6 +160,7 @@ class PrivateNginx:
         self._tls = tls
         self._client_ca = client_ca
         self._protocols = protocols
+        self.rate = rate  # bytes a second per request under /limited/ (0: none)
         self.tls_port = 0
         self.h2c_port = 0
         self.tmp: Path | None = None
@@ -226,6 +229,7 @@ class PrivateNginx:
                     tmp=self.tmp,
                     port=self.port,
                     root=self.root,
+                    rate=self.rate,
                     extra=self._extra(),
                 )
             )

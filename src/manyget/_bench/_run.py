@@ -38,7 +38,7 @@ from pathlib import Path
 from .._exceptions import DestinationError, ServerError
 from ._contenders import Contender
 from ._nginx import PrivateNginx, proc_cpu_seconds
-from ._scenarios import Expected, Scenario, contents, expect, expected
+from ._scenarios import MIB, Expected, Scenario, contents, expect, expected
 
 __all__ = ["Run", "ScenarioRuns", "cpu_busy_seconds", "run_scenario", "wait_quiet"]
 
@@ -147,8 +147,8 @@ def embedded_server(delay: float, data: Path | None) -> Iterator[Served]:
 
 
 @contextlib.contextmanager
-def nginx_server(data: Path) -> Iterator[Served]:
-    nginx = PrivateNginx(data)
+def nginx_server(data: Path, rate: int = 0) -> Iterator[Served]:
+    nginx = PrivateNginx(data, rate=rate)
     try:
         nginx.start()
     except (RuntimeError, OSError) as exc:
@@ -304,7 +304,8 @@ def run_scenario(
     say: Callable[[str], None],
 ) -> ScenarioRuns:
     """Measure ``contenders`` on ``scenario``, ``rounds`` times each, one at a time."""
-    ready = [c.at(scenario.concurrency) for c in contenders if not c.missing]
+    size = max(scenario.sizes, default=0)
+    ready = [c.at(scenario.concurrency, scenario.split, size) for c in contenders if not c.missing]
     with contextlib.ExitStack() as stack:
         data = None
         if scenario.is_flags:
@@ -318,16 +319,25 @@ def run_scenario(
                 raise DestinationError(
                     f"cannot write the files to serve under {str(tmp)!r}: {exc.strerror or exc}"
                 ) from exc
+        if scenario.rate and not use_nginx:
+            raise ServerError(f"{scenario.name} caps each connection with nginx: add --nginx")
         if use_nginx and scenario.nginx_ok and data is not None:
-            served = stack.enter_context(nginx_server(data))
+            served = stack.enter_context(nginx_server(data, scenario.rate))
         else:
             served = stack.enter_context(embedded_server(scenario.delay, data))
         urls = [served.base_url + path for path in scenario.paths()]
         total = sum(w.size for w in want)
         limit, how = scenario.limit(), "latency rounds"
         if limit is None and scenario.sizes and min(scenario.sizes) >= (1 << 20):
-            limit = probe_limit(urls, scenario.concurrency, rounds=max(3, rounds))
+            bare = [u.replace("/limited/", "/", 1) for u in urls]  # the loopback limit
+            limit = probe_limit(bare, scenario.concurrency, rounds=max(3, rounds))
             how = "fastest raw read, bodies discarded"
+            paper = scenario.paper_limit()
+            if paper is not None and paper > limit:
+                limit = paper
+                how = f"{scenario.split} connections at {scenario.rate / MIB:g} MiB/s each"
+            elif paper is not None:
+                how += f"; slower than {scenario.split} capped connections ({paper:.2f} s)"
         if limit is None:
             how = ""
         result = ScenarioRuns(scenario, served.name, total, limit, how)

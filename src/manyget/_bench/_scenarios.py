@@ -17,6 +17,7 @@ from functools import cached_property
 
 __all__ = [
     "DEFAULT_SCENARIOS",
+    "MIB",
     "SCENARIOS",
     "Expected",
     "Scenario",
@@ -54,6 +55,8 @@ class Scenario:
     engines: tuple[str, ...] = CONCURRENT_STYLES
     peers: bool = True
     nginx_ok: bool = False  # may be served by nginx (no added latency needed)
+    split: int = 1  # connections per file: each contender's way to fetch one file as ranges
+    rate: int = 0  # bytes a second nginx allows each connection (0: no cap)
 
     @property
     def files(self) -> int:
@@ -81,7 +84,15 @@ class Scenario:
         """The URL paths, in list order."""
         if self.is_flags:
             return [f"/flags/{cc.lower()}/{cc.lower()}.gif" for cc in self.codes]
-        return ["/" + name for name in self.names()]
+        prefix = "/limited/" if self.rate else "/"
+        return [prefix + name for name in self.names()]
+
+    def paper_limit(self) -> float | None:
+        """With a per-connection cap: the least wall time ``split`` capped connections
+        a file allow (the bench takes the loopback limit instead where that is slower)."""
+        if not self.rate:
+            return None
+        return max(self.sizes) / (self.split * self.rate)
 
     def limit(self) -> float | None:
         """The least wall time latency allows: rounds of ``concurrency`` requests each
@@ -147,6 +158,24 @@ SCENARIOS: dict[str, Scenario] = {
             4,
             sizes=(128 * MIB,) * 4,
             nginx_ok=True,
+        ),
+        Scenario(
+            "S4",
+            "1 GiB, nginx capping each connection at 50 MiB/s, 16 connections",
+            16,
+            sizes=(1 << 30,),
+            nginx_ok=True,
+            split=16,
+            rate=50 * MIB,
+            engines=("multi",),
+        ),
+        Scenario(
+            "S5",
+            "1 GiB, no cap: each contender's own defaults for one big file",
+            1,
+            sizes=(1 << 30,),
+            nginx_ok=True,
+            engines=("multi",),
         ),
         Scenario(
             "BOOK",
