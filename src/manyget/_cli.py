@@ -634,9 +634,9 @@ def build_parser() -> _Parser:
         "verify every file, and print medians. Scenarios: S1 and S1@20 (194 flags, 0.1 s "
         "latency, 64 or 20 at once), S2 (10,000 files of 4-16 KB), S3 (4 x 128 MiB), S4 "
         "(1 GiB, 16 connections capped at 50 MiB/s each; needs --nginx), S5 (1 GiB, no "
-        "cap), BOOK (the book's styles on the DELAY server), tiny (a smoke test). Exit status 1 if a "
-        "manyget run did not download everything, 3 if a server or the files to serve "
-        "could not be set up.",
+        "cap), BOOK (the book's styles on the DELAY server), tiny (a smoke test). Exit "
+        "status 1 if a manyget run did not download everything, 3 if a server or the "
+        "files to serve could not be set up.",
     )
     bench.add_argument(
         "--scenario",
@@ -671,7 +671,9 @@ def build_parser() -> _Parser:
         help="print every run as JSON on stdout (the table goes to stderr)",
     )
     bench.add_argument(
-        "--nginx", action="store_true", help="serve S2, S3 and tiny from a private nginx"
+        "--nginx",
+        action="store_true",
+        help="serve S2, S3, S4, S5 and tiny from a private nginx (S4 needs it)",
     )
     bench.add_argument(
         "--tmp",
