@@ -278,7 +278,12 @@ def _user(text: str | None) -> str | None:
         return text
     import getpass
 
-    return f"{text}:{getpass.getpass(f'password for {text}: ')}"
+    try:
+        password = getpass.getpass(f"password for {text}: ")
+    except EOFError:  # Ctrl-D at the prompt
+        print(file=sys.stderr)  # end the prompt's line
+        raise UsageError(f"no password given for {text!r} (end of input at the prompt)") from None
+    return f"{text}:{password}"
 
 
 def build_parser() -> _Parser:
