@@ -220,3 +220,15 @@ def test_kill_9_mid_file_then_a_rerun_fetches_the_rest(
     assert result.status is Status.OK, result.error
     assert result.received == size - done
     assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_byte_progress_has_one_row_per_split_file() -> None:
+    """The complete ranges and the pieces in flight (here a worker's) make one row."""
+    from manyget._fetch._curl import Inflight
+
+    inflight = Inflight()
+    inflight.split_progress("big", 600, 1000)
+    inflight.remote[1] = [("big", 150, 1000), ("other", 5, 10)]
+    assert sorted(inflight.snapshot(0)) == [("big", 750, 1000), ("other", 5, 10)]
+    inflight.split_progress("big", -1, 1000)
+    assert sorted(inflight.snapshot(0)) == [("big", 150, 1000), ("other", 5, 10)]

@@ -244,6 +244,7 @@ class Feeder:
         "known",
         "running",
         "slots",
+        "split_progress",
     )
 
     def __init__(
@@ -283,6 +284,9 @@ class Feeder:
         # least how large, and what opens a partial file for them (the only I/O).
         self._split: tuple[int, int, Callable[[Job], SplitHandle]] | None = None
         self._splits: dict[int, Split] = {}  # by job index
+        # Told the bytes complete of each split file (name, bytes, length; -1: no longer
+        # split), for byte progress.
+        self.split_progress: Callable[[str, int, int], None] | None = None
 
     def split_with(self, most: int, least: int, files: Callable[[Job], SplitHandle]) -> None:
         """Fetch large files as up to ``most`` ranges at once, of at least ``least`` bytes;
@@ -435,7 +439,15 @@ class Feeder:
             self._record(split)
         return self._settle(split, now)
 
+    def _tell(self, split: Split, have: int | None = None) -> None:
+        progress = self.split_progress
+        if progress is not None:
+            job = split.job
+            assert isinstance(job, Job)
+            progress(job.name, split.have if have is None else have, split.length)
+
     def _record(self, split: Split) -> None:
+        self._tell(split)
         # Failing that, the sidecar lags behind: a rerun fetches a little more, never less.
         with contextlib.suppress(OSError):
             split.handle.record(split.done)
@@ -456,6 +468,7 @@ class Feeder:
             most=most, least=least, handle=handle,
         )  # fmt: skip
         self._splits[job.index] = split
+        self._tell(split)
         return self._settle(split, now)
 
     def _settle(self, split: Split, now: float) -> Result | None:
@@ -469,6 +482,7 @@ class Feeder:
         if not split.finished:
             return None
         del self._splits[job.index]
+        self._tell(split, -1)
         handle: SplitHandle = split.handle
         if split.broken:
             return None  # the file goes on as one stream (already queued)
@@ -534,6 +548,7 @@ class Feeder:
                 self._record(split)
             if not split.active:  # the last piece of it: the file stays for a later run
                 del self._splits[job.index]
+                self._tell(split, -1)
                 self._tries.pop(job.index, None)
                 split.handle.close()
                 if split.have and not split.broken:

@@ -167,9 +167,10 @@ def _feeder(
     prefix = os.path.join(config.settings.dest, "")
     feeder = Feeder(gate, config.settings.retry, concurrency, prefix, accept)
     if config.settings.split > 1:
-        from ._fetch import split_files
+        from ._fetch import inflight_for, split_files
 
         feeder.split_with(*split_files(config.settings))
+        feeder.split_progress = inflight_for(config.settings).split_progress
     if journal is not None and not config.settings.overwrite:
         feeder.known = journal.known  # done in an earlier run: skipped, the file untouched
     return feeder

@@ -207,22 +207,50 @@ class Inflight:
 
         self._transfers: weakref.WeakSet[Transfer] = weakref.WeakSet()
         self.remote: dict[int, list[tuple[str, int, int | None]]] = {}  # by worker id
+        # Files fetched as ranges: the bytes of their complete ranges, by name (the
+        # feeder's, see ``split_progress``); their pieces in flight are added to it.
+        self._split: dict[str, tuple[int, int]] = {}
 
     def add(self, transfer: Transfer) -> None:
         self._transfers.add(transfer)
 
+    def split_progress(self, name: str, have: int, length: int) -> None:
+        """A file fetched as ranges has ``have`` bytes of ``length`` complete (-1: gone)."""
+        if have < 0:
+            self._split.pop(name, None)
+        else:
+            self._split[name] = (have, length)
+
     def snapshot(self, least: int) -> list[tuple[str, int, int | None]]:
-        """(name, bytes so far, expected size) of each body of ``least`` bytes or more."""
+        """(name, bytes so far, expected size) of each body of ``least`` bytes or more;
+        one row for a file fetched as ranges, all its pieces counted."""
         rows = []
+        pieces: dict[str, tuple[int, int | None]] = {}
         for transfer in list(self._transfers):
             body, job = transfer._body, transfer.job
             if body is None or job is None or not body.started:
                 continue
+            if job.span is not None:  # this piece's bytes so far, for its file's row
+                got, _ = pieces.get(job.name, (0, None))
+                pieces[job.name] = (got + body.kept, body.expected)
+                continue
             have, total = body.offset + body.kept, body.expected
             if max(have, total or 0) >= least:
                 rows.append((job.name, have, total))
+        split = dict(self._split)
         for reported in list(self.remote.values()):
-            rows.extend(reported)
+            for name, have, total in reported:
+                if name in split:  # a worker's pieces of a file this process splits
+                    got, _ = pieces.get(name, (0, None))
+                    pieces[name] = (got + have, total)
+                else:
+                    rows.append((name, have, total))
+        for name in pieces.keys() | split.keys():
+            done, length = split.get(name, (0, 0))
+            got, total = pieces.get(name, (0, None))
+            size = length or total
+            if max(done + got, size or 0) >= least:
+                rows.append((name, done + got, size))
         return rows
 
 
