@@ -70,6 +70,15 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     sys.exit(128 + signum)  # unwinds through the loop's clean-up, unlike the default
 
 
+def _stop_later(unraisable: Any) -> None:
+    """A SIGTERM that landed in a callback Python cannot raise from (a weakref's, a
+    ``__del__``) is sent again, to land in the loop; nothing is printed for it."""
+    if isinstance(unraisable.exc_value, SystemExit):
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
+        sys.__unraisablehook__(unraisable)
+
+
 def _parent_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -88,6 +97,7 @@ def _worker(
     # leaving its partial files resumable, instead of downloading on as an orphan.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    sys.unraisablehook = _stop_later
     loop = MultiLoop(settings, capacity)
     pending: deque[Job] = deque()  # received, waiting for a free transfer
     closed = False
