@@ -248,7 +248,6 @@ def test_disk_full_stops_run_with_exit_3(server: Server, engine: str, tiny_disk:
     assert proc.returncode == 3, proc.stderr
     assert "No space left on device" in proc.stderr
     assert "manyget: stopped; so far:" in proc.stderr
-    if "Traceback" in proc.stderr: print("STDERR>>>", proc.stderr)  # DEBUG
     assert "Traceback" not in proc.stderr
     expected = b"".join(bytes_chunks(size, 0, size))
     finals = [p for p in tiny_disk.iterdir() if not p.name.startswith(".")]

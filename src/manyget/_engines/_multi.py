@@ -12,6 +12,7 @@ hence the default.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ class MultiLoop:
         import pycurl
 
         self._again = pycurl.E_CALL_MULTI_PERFORM
+        self._error = pycurl.error
         self.settings = settings
         self.capacity = capacity
         self._multi = pycurl.CurlMulti()
@@ -100,7 +102,10 @@ class MultiLoop:
         """Abandon what is running (partial files kept for a resume), free every handle;
         the attempts cancelled."""
         for curl in self._transfers.running():
-            self._multi.remove_handle(curl)
+            # A stop (SIGTERM in a worker) may land between a handle's removal in wait()
+            # and its end: it is off the multi handle already, and is cancelled all the same.
+            with contextlib.suppress(self._error):
+                self._multi.remove_handle(curl)
         cancelled = self._transfers.close()
         self._multi.close()
         return cancelled
