@@ -201,24 +201,6 @@ def test_destination_must_exist(tmp_path: Path) -> None:
     assert not (tmp_path / "no").exists()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted for this test (needs root, as on CI), unmounted after."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here: " + made.stderr.decode(errors="replace"))
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
-
-
 @pytest.mark.parametrize("engine", LOCAL_ENGINES)
 def test_disk_full_stops_run_with_exit_3(server: Server, engine: str, tiny_disk: Path) -> None:
     """ENOSPC stops the run: summary printed, exit 3, complete files intact, nothing torn."""

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -233,24 +232,6 @@ def test_byte_progress_has_one_row_per_split_file() -> None:
     assert sorted(inflight.snapshot(0)) == [("big", 750, 1000), ("other", 5, 10)]
     inflight.split_progress("big", -1, 1000)
     assert sorted(inflight.snapshot(0)) == [("big", 150, 1000), ("other", 5, 10)]
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted for this test (needs root, as on CI), unmounted after."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here: " + made.stderr.decode(errors="replace"))
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_disk_full_mid_file_stops_the_run(server: Server, engine: str, tiny_disk: Path) -> None:
