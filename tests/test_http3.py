@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import manyget
-from manyget import RetryPolicy, Status
+from manyget import RetryPolicy, Status, UsageError
 from manyget._server._resources import bytes_chunks
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,3 +119,17 @@ def test_cli_json_records_http3(h3_server: tuple[str, str], tmp_path: Path) -> N
     record = json.loads(proc.stdout.splitlines()[-1])
     assert record["http_version"] == "3"
     assert (tmp_path / "5000").read_bytes() == served(5000)
+
+
+def test_http3_refused_up_front_by_a_libcurl_without_it() -> None:
+    """A libcurl without HTTP/3 makes --http3 one usage error, not a failure per URL."""
+    import pycurl
+
+    from manyget._options import check_http3
+
+    features = int(pycurl.version_info()[4])
+    check_http3(features | pycurl.VERSION_HTTP3)
+    with pytest.raises(
+        UsageError, match=r"^--http3 \(http='3'\) needs a libcurl built with HTTP/3"
+    ):
+        check_http3(features & ~pycurl.VERSION_HTTP3)

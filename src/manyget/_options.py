@@ -304,6 +304,8 @@ def _request(options: Options) -> Request:
         netrc_file = _file(netrc, "netrc file")
     user_agent = options.get("user_agent")
     http = options.get("http")
+    if http == "3":
+        check_http3()
     return Request(
         headers=headers,
         user_agent=DEFAULT_USER_AGENT if user_agent is None else user_agent,
@@ -319,6 +321,27 @@ def _request(options: Options) -> Request:
         http="auto" if http is None else http,
         compressed=options.get("compressed", False),
     )
+
+
+def check_http3(features: int | None = None) -> None:
+    """Refuse ``http="3"`` (``--http3``) up front when libcurl was built without HTTP/3.
+
+    Such a libcurl refuses the option on every handle, so each URL would fail alike; one
+    usage error before any request says why. ``features`` is libcurl's feature bits
+    (``pycurl.version_info()[4]``), given only to check this rule on a libcurl that has
+    HTTP/3.
+    """
+    try:
+        import pycurl
+    except ImportError:  # the engine's own import says which package is missing
+        return
+    info = pycurl.version_info()
+    if features is None:
+        features = int(info[4])
+    if not features & pycurl.VERSION_HTTP3:
+        raise UsageError(
+            f"--http3 (http='3') needs a libcurl built with HTTP/3; libcurl/{info[1]} has none"
+        )
 
 
 def _tls(options: Options) -> TLS:
