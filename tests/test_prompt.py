@@ -84,3 +84,13 @@ def test_no_prompt_when_stdin_is_not_a_terminal(server: Server, tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "password" not in proc.stderr
     assert sent_authorization(tmp_path) == f"Basic {base64.b64encode(b'ana:').decode()}"
+
+
+def test_no_prompt_when_the_password_is_given(server: Server, tmp_path: Path) -> None:
+    """-u USER:PASS at a terminal asks nothing and sends PASS."""
+    proc = run_at_terminal(
+        ["get", "-u", "ana:given", "-d", str(tmp_path), f"{server.url}/faults/headers"], b""
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "password" not in proc.stderr
+    assert sent_authorization(tmp_path) == f"Basic {base64.b64encode(b'ana:given').decode()}"
