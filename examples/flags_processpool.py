@@ -8,10 +8,10 @@ pool goes to ``manyget.download(..., executor=...)``, which runs its downloads o
 What to notice: the time is worse than with threads. The pool must start its worker
 processes, and each imports manyget before its first download: that start-up cost is most of
 the run against the local server (measured at 0.24-0.27 s for the 20 flags, where the
-threads version takes 0.12-0.13 s). And there is one worker per core, so with ``--delay 0.5``
-on 2 cores the 20 downloads take 10 rounds of 0.5 s: measured at 5.2 s. Processes pay off for CPU-bound
-work; downloading is I/O-bound, which threads (or manyget's ``processes`` engine, which runs
-threads inside each worker) handle far better.
+threads version takes 0.12-0.13 s). And there is one worker per core, so with
+``--delay 0.5`` on 2 cores the 20 downloads take 10 rounds of 0.5 s: measured at 5.2 s.
+Processes pay off for CPU-bound work; downloading is I/O-bound, which threads (or
+manyget's ``processes`` engine, which runs threads inside each worker) handle far better.
 
 The pool uses the ``forkserver`` start method (``spawn`` where there is none), as manyget's
 own ``processes`` engine does: plain ``fork`` would copy this process while the embedded
