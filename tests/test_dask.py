@@ -4,6 +4,7 @@ killed mid-run, the client killed with kill -9 and rerun with the journal on a s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -35,12 +36,15 @@ from test_engines import (
     test_pop20_byte_identical,
 )
 from test_journal import counting, test_every_engine_records_and_rerun_skips_without_looking
+from test_store import body, moto, need_module, objects, s3
 from test_transport import test_every_engine_meets_the_edge_the_same_way
 
 pytestmark = pytest.mark.timeout(180)
 
 __all__ = [  # the contract tests every engine passes, collected here for dask
     "counting",
+    "moto",
+    "s3",
     "test_all_194_flags_byte_identical",
     "test_big_file_streams_to_disk",
     "test_download_from_a_worker_thread",
@@ -253,9 +257,10 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def dask_processes() -> Iterator[str]:
-    """A `dask scheduler` and two `dask worker` processes on loopback; its address."""
+@contextlib.contextmanager
+def started_processes(env: dict[str, str] | None = None) -> Iterator[str]:
+    """A `dask scheduler` and two `dask worker` processes on loopback (the workers with
+    ``env`` as their environment); its address."""
     _need_distributed()
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -270,7 +275,7 @@ def dask_processes() -> Iterator[str]:
     try:
         for _ in range(2):
             options = ["--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"]
-            children.append(subprocess.Popen([*worker, *options], **quiet))
+            children.append(subprocess.Popen([*worker, *options], env=env, **quiet))
         from distributed import Client
 
         deadline = time.monotonic() + 60
@@ -293,6 +298,13 @@ def dask_processes() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait(timeout=10)
+
+
+@pytest.fixture
+def dask_processes() -> Iterator[str]:
+    """A `dask scheduler` and two `dask worker` processes on loopback; its address."""
+    with started_processes() as address:
+        yield address
 
 
 def idle(address: str) -> None:
@@ -399,3 +411,39 @@ def test_results_travel_as_tuples_with_every_field() -> None:
     same = dataclasses.replace(result, url=job.url)
     assert pack(job, same)[1] is None  # the job's own URL is not sent back
     assert unpack(job, pack(job, same)) == same
+
+
+def test_workers_upload_to_the_object_store(
+    server: Server, moto: str, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an s3:// destination each worker stages and uploads its own files: the
+    workers alone can reach the store (the client's AWS endpoint is a closed port, and
+    overwrite= spares it the listing), and the results name the objects. A 404 and a cut
+    body leave no object, and the workers' staging folders are gone."""
+    need_module("s3fs")
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(worker_tmp)}  # s3's fixture set the AWS variables
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    sizes = [0, 1, 70000, 300001, *range(1000, 1040)]
+    urls = [f"{server.url}/bytes/{n}" for n in sizes]
+    urls += [f"{server.url}/faults/status/404", f"{server.url}/faults/truncate/50000"]
+    dest = f"s3://{s3.bucket}/dask"
+    with started_processes(env) as address:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", dead)  # the client's: nothing listens
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        report = manyget.download(
+            urls, dest, engine="dask", scheduler=address, retries=0, overwrite=True
+        )
+    by_url = {r.url: r for r in report.results}
+    assert report.counts[Status.OK] == len(sizes), report.summary()
+    assert by_url[urls[-2]].status is Status.NOT_FOUND
+    assert (by_url[urls[-1]].status, by_url[urls[-1]].kept) == (Status.ERROR, 0)
+    stored = objects(s3, f"{s3.bucket}/dask")
+    assert sorted(stored) == sorted(str(n) for n in sizes)
+    for n in sizes:
+        assert stored[str(n)] == body(n)
+        assert by_url[f"{server.url}/bytes/{n}"].path == f"{dest}/{n}"
+    assert list(worker_tmp.glob("manyget-staging-*")) == []

@@ -297,6 +297,47 @@ def test_s3_cli_round_trip_and_bad_destinations(server: Server, s3: Any, tmp_pat
     ]
 
 
+def test_s3_journal_records_objects_and_a_rerun_skips_them(
+    server: Server, s3: Any, tmp_path: Path
+) -> None:
+    """With an object-store destination the journal belongs to the store's URL and records
+    each object's URL; a rerun skips what it records as done, and reports the objects."""
+    import sqlite3
+
+    dest = f"s3://{s3.bucket}/journal"
+    journal = tmp_path / "j.sqlite"
+    urls = [f"{server.url}/bytes/{n}" for n in (5000, 5001, 5002)]
+    urls.append(f"{server.url}/faults/status/404")
+    argv = [sys.executable, "-m", "manyget", "get", "-q", "-d", dest, "--journal", str(journal)]
+    first = subprocess.run([*argv, *urls], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 1, first.stderr  # the 404
+    with sqlite3.connect(journal) as db:
+        rows = dict(db.execute("SELECT name, path FROM urls WHERE state = 'ok'"))
+        (recorded,) = db.execute("SELECT value FROM meta WHERE key = 'dest'").fetchone()
+    assert recorded == dest
+    assert rows == {n: f"{dest}/{n}" for n in ("5000", "5001", "5002")}
+    # The rerun skips the three from the journal, and fetches the 404 again.
+    again = manyget.download(urls, dest, journal=journal, retries=0)
+    by_url = {r.url: r for r in again.results}
+    for n in ("5000", "5001", "5002"):
+        result = by_url[f"{server.url}/bytes/{n}"]
+        assert (result.status, result.attempts, result.path) == (Status.SKIPPED, 0, f"{dest}/{n}")
+    assert by_url[urls[-1]].status is Status.NOT_FOUND
+    status = subprocess.run(
+        [sys.executable, "-m", "manyget", "status", str(journal)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 1, status.stderr  # the 404 is recorded as failed
+    assert f"destination {dest}" in status.stdout
+    # A bare --journal would go to the private staging folder, gone after the run.
+    bare = subprocess.run([*argv[:-1], *urls], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2
+    assert bare.stderr.strip().splitlines() == [
+        "manyget: error: --journal needs a FILE with an object-store destination "
+        "(or --staging DIR, which then holds it)"
+    ]
+
+
 # --------------------------------------------------------------------------- memory://
 
 

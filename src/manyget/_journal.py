@@ -16,6 +16,8 @@ keys of the rows that are done, with their sizes, are loaded into two sorted arr
 (16 bytes a URL, no Python object each), so a rerun answers "already done?" with a
 binary search and never touches the file: a million done URLs are checked in seconds.
 A journal belongs to one destination (stored in it): a run into another one refuses it.
+For an object-store destination that is the store's URL, and the paths it records are
+the objects' URLs (the staging folder is only where files wait for their upload).
 
 ``sha256`` is recorded when the run knew it (the list's ``sha256=`` or ``--checksums``,
 checked before publishing): hashing every file again only for the journal would cost
@@ -126,9 +128,15 @@ class Journal:
     every result as it comes (see the module's theory of operation)."""
 
     def __init__(self, path: str, dest: str | os.PathLike[str]) -> None:
+        """``dest``: a local folder, or an object store's URL (``s3://bucket/prefix``),
+        whose files' paths are then its objects' URLs."""
         self.path = path
-        self._dest = os.path.abspath(os.fspath(dest))
-        self._prefix = os.path.join(os.fspath(dest), "")
+        text = os.fspath(dest)
+        if "://" in text:  # an object store: results name objects, below the URL
+            self._dest, separator, self._prefix = text, "/", f"{text}/"
+        else:
+            self._dest, separator = os.path.abspath(text), os.sep
+            self._prefix = os.path.join(text, "")
         self._db = db = _connect(path, create=True)
         row = db.execute("SELECT value FROM meta WHERE key = 'dest'").fetchone()
         if row is None:
@@ -149,7 +157,7 @@ class Journal:
         self._moved: dict[int, str] = dict(
             db.execute(
                 "SELECT key, path FROM urls WHERE state IN (?, ?) AND path IS NOT ? || name",
-                (*_DONE, self._dest + os.sep),
+                (*_DONE, self._dest + separator),
             )
         )
         self._rows: list[tuple[object, ...]] = []

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from pathlib import Path
 
+    from ._store import Store
+
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_PER_HOST",
@@ -120,6 +122,7 @@ class Config:
     checksums: Mapping[str, str] | None = None
     journal: str | None = None  # the journal's path (see ``_journal``), if the run keeps one
     scheduler: str | None = None  # engine dask: the scheduler's address (tcp://HOST:PORT)
+    store: Store | None = None  # an object-store destination (settings.dest stages for it)
 
 
 def configure(dest: Path, options: Options) -> Config:

@@ -127,6 +127,11 @@ def _open_dest(dest: str | os.PathLike[str], options: Options) -> tuple[Path, St
 
     store = open_store(text, options.get("staging"), options.get("storage_options"))
     if store.staging is None:  # each run makes its own private folder
+        if options.get("journal") is True:  # DEST/.manyget-journal.sqlite: not in a store
+            raise UsageError(
+                "--journal needs a FILE with an object-store destination "
+                "(or --staging DIR, which then holds it)"
+            )
         import tempfile
 
         return Path(tempfile.gettempdir()), store
@@ -149,7 +154,8 @@ def _open_journal(config: Config) -> Journal | None:
         return None
     from ._journal import Journal
 
-    return Journal(config.journal, config.settings.dest)
+    dest = config.settings.dest if config.store is None else config.store.url
+    return Journal(config.journal, dest)
 
 
 def _feeder(
@@ -186,10 +192,10 @@ def pipeline(config: Config, feeder: Feeder) -> Iterator[Batch]:
     from ._engines import get_engine
 
     run = get_engine(config.engine)
-    if config.scheduler is not None:  # configure() allows it for the dask engine only
+    if config.engine == "dask":  # the scheduler's address, and workers upload to the store
         from ._engines._dask import run_on
 
-        return run_on(config.scheduler, feeder, config.settings)
+        return run_on(config.scheduler, feeder, config.settings, config.store)
     return run(feeder, config.settings)
 
 
@@ -409,13 +415,12 @@ class Downloader:
             )
         from ._store import Stage
 
-        stage = Stage(self.store, self.config)  # lists the store: before any request
-        journal = _open_journal(stage.config)
-        feeder = _feeder(stage.config, stage.mark(jobs), journal=journal)
-        batches = stage.stream(pipeline(stage.config, feeder), feeder)
-        return self._observe(
-            batches, feeder, total, observers, tally or Tally(), stage.config, journal
-        )
+        stage = Stage(self.store, self.config.settings)  # lists the store: before any request
+        config = stage.configure(self.config)
+        journal = _open_journal(config)
+        feeder = _feeder(config, stage.mark(jobs), journal=journal)
+        batches = stage.stream(pipeline(config, feeder), feeder)
+        return self._observe(batches, feeder, total, observers, tally or Tally(), config, journal)
 
     def _observe(
         self,
@@ -508,7 +513,7 @@ class Downloader:
         if self.store is not None:
             from ._store import Stage
 
-            self._stage = Stage(self.store, self.config)  # lists the store, on this thread
+            self._stage = Stage(self.store, self.config.settings)  # lists it, on this thread
         self._observers = _observers(self._progress)
         self._thread = threading.Thread(target=self._serve, name="manyget-session", daemon=True)
         self._thread.start()
@@ -543,7 +548,7 @@ class Downloader:
 
     def _serve(self) -> None:
         stage = self._stage
-        config = _for_run(self.config) if stage is None else stage.config
+        config = _for_run(self.config) if stage is None else stage.configure(self.config)
         try:
             journal = _open_journal(config)
         except BaseException as exc:  # a journal that cannot be used fails every future

@@ -56,8 +56,18 @@ if TYPE_CHECKING:
     from ._engines._drive import Batch
     from ._hosts import Feeder
     from ._options import Config
+    from ._policy import Settings
 
-__all__ = ["UPLOAD_THREADS", "Stage", "Store", "is_url", "local_path", "open_store"]
+__all__ = [
+    "UPLOAD_THREADS",
+    "Remote",
+    "Stage",
+    "Store",
+    "is_url",
+    "local_path",
+    "open_store",
+    "reopen",
+]
 
 UPLOAD_THREADS = 8  # uploads at once; as many more may wait for a thread
 _PART = 8 << 20  # S3: a file of 2 parts or more goes up as a multipart upload of 8 MiB parts
@@ -88,16 +98,28 @@ def local_path(dest: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Store:
     """An object-store destination: ``url`` as given (without a trailing ``/``), its
-    fsspec file system ``fs`` and ``root`` path, and the persistent ``staging`` folder
-    (None: a private temporary folder per run)."""
+    fsspec file system ``fs`` and ``root`` path, the persistent ``staging`` folder
+    (None: a private temporary folder per run), and the ``options`` ``fs`` was made with
+    (so another process, a Dask worker, can open the same store: :meth:`remote`)."""
 
     url: str
     fs: Any
     root: str
     staging: Path | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
     def object_url(self, name: str) -> str:
         return f"{self.url}/{name}"
+
+    def holds(self, path: str) -> bool:
+        """Whether ``path`` (a result's) is an object of this store, not a local file."""
+        return path.startswith(f"{self.url}/")
+
+    def remote(self) -> Remote:
+        """What a Dask worker needs to open this store with :func:`reopen`: plain values,
+        not the file system (whose client, sessions and credentials are the worker's)."""
+        staging = None if self.staging is None else str(self.staging)
+        return (self.url, self.options, staging)
 
     def _key(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
@@ -197,6 +219,22 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+Remote = tuple[str, tuple[tuple[str, Any], ...], str | None]  # see Store.remote
+_reopened: dict[Remote, Store] = {}
+_reopen_lock = threading.Lock()
+
+
+def reopen(remote: Remote) -> Store:
+    """The :class:`Store` of :meth:`Store.remote`'s values, opened once per process (a
+    Dask worker runs many batches of a run; each would otherwise make a new client)."""
+    with _reopen_lock:
+        store = _reopened.get(remote)
+        if store is None:
+            url, options, staging = remote
+            store = _reopened[remote] = open_store(url, staging, dict(options))
+        return store
+
+
 def open_store(
     url: str,
     staging: str | os.PathLike[str] | None = None,
@@ -224,21 +262,25 @@ def open_store(
     except (ValueError, TypeError) as exc:  # an unknown protocol, a bad storage option
         raise DestinationError(f"destination {url}: {_reason(exc)}") from None
     folder = None if staging is None else Path(staging)
-    return Store(url=url, fs=fs, root=str(root), staging=folder)
+    given = tuple(sorted((storage_options or {}).items()))
+    return Store(url=url, fs=fs, root=str(root), staging=folder, options=given)
 
 
 class Stage:
-    """One run's uploads: the run's staging folder and :attr:`config` (the run's options
-    with that folder as the destination), the listing of what is stored, and the pool.
+    """One run's uploads: the run's staging folder and :attr:`settings` (the run's
+    settings with that folder as the destination; :meth:`configure` for its options),
+    the listing of what is stored, and the pool.
 
     :meth:`mark` goes over the jobs before the engine; :meth:`put` takes each result the
     engine concludes and returns the one to report now, or None when its upload will
     hand it to ``report`` (from an upload thread); :meth:`stream` does both for a
     stream of batches; :meth:`close` waits for the uploads and removes a temporary
-    staging folder.
+    staging folder. A Dask worker makes its own stage for each batch (``listing=False``:
+    the client listed the store once and marked the jobs), so the files never cross the
+    cluster: a worker uploads what it downloaded, and its results name objects.
     """
 
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store, settings: Settings, *, listing: bool = True) -> None:
         import tempfile
         import weakref
 
@@ -251,10 +293,9 @@ class Stage:
         )
         if self.temporary:  # removed even if the run never starts or ends
             weakref.finalize(self, shutil.rmtree, self.folder, True)
-        settings = dataclasses.replace(config.settings, dest=self.folder)
-        self.config = dataclasses.replace(config, settings=settings)
+        self.settings = settings = dataclasses.replace(settings, dest=self.folder)
         try:
-            self._stored = {} if settings.overwrite else store.listing()
+            self._stored = {} if settings.overwrite or not listing else store.listing()
         except BaseException:
             self._remove_folder()
             raise
@@ -265,6 +306,10 @@ class Stage:
         self._pool: ThreadPoolExecutor | None = None
         self._uploading = 0  # handed to the pool and not yet taken back by stream()
         self._closed = False
+
+    def configure(self, config: Config) -> Config:
+        """``config`` for this stage's run: its files staged here, bound for the store."""
+        return dataclasses.replace(config, settings=self.settings, store=self.store)
 
     def _queue(self, job: Job, result: Result) -> None:
         self._done.put((job, result))
@@ -300,6 +345,8 @@ class Stage:
         if result.path is None:
             if result.kept and self.temporary:  # the folder goes when the run ends
                 return dataclasses.replace(result, kept=0)
+            return result
+        if self.store.holds(result.path):  # a Dask worker uploaded it, or a journal's
             return result
         while not self._room.acquire(timeout=0.5):  # back-pressure; Ctrl-C is seen
             pass

@@ -26,6 +26,16 @@ result once, from the run that finished. Results name files under the client's
 destination; the workers write to the same path, made absolute (on a real cluster: a
 shared file system mounted at the same place).
 
+With an object-store destination nothing is shared but the store: the client lists it
+once and marks what is there (as for every engine), and each batch stages its files on
+its worker (a private temporary folder, or ``--staging``'s path on that machine) and
+uploads them from there with a :class:`~manyget._store.Stage` of its own, opened from
+plain values (:meth:`~manyget._store.Store.remote`; the credentials are the worker's).
+Results name the objects; the client moves no file. A batch run again after its worker
+died finds the objects its first run stored through the rerun's own preflight only when
+staging persists (``--staging``); otherwise it downloads them again and overwrites each
+object with the same bytes, whole (an object is only ever replaced whole).
+
 ``distributed`` is imported only here, when this engine runs. Its message log is turned
 off (``distributed.admin.low-level-log-length = 0``): it keeps every batch alive
 otherwise, hundreds of MB for 10^6 URLs.
@@ -42,7 +52,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import distributed as _distributed  # the engine's extra: missing, get_engine says so
 
@@ -52,6 +62,9 @@ from .._log import INFO, logger
 from .._policy import Settings
 from .._results import Attempt, AttemptKind, Result, Status
 from ._drive import Batch
+
+if TYPE_CHECKING:
+    from .._store import Remote, Store
 
 dask_api: Any = _distributed  # untyped in places: used through Any
 
@@ -130,12 +143,21 @@ def unpack(job: Job, packed: Packed) -> Result:
     )  # fmt: skip
 
 
-def run_batch(pickled: bytes, settings: Settings, share: Share, prefix: str) -> list[Packed]:
+def run_batch(
+    pickled: bytes, settings: Settings, share: Share, prefix: str, store: Remote | None = None
+) -> list[Packed]:
     """Run the jobs (a pickled list of :func:`_fields` tuples) on this worker with the
     multi engine; their results by job index, each path under ``prefix`` (the client's
-    name of the destination)."""
+    name of the destination), or the URL of the object this worker uploaded it to when
+    ``store`` names an object store (see the module's docstring)."""
     from ._multi import run as run_multi
 
+    stage = None
+    if store is not None:
+        from .._store import Stage, reopen
+
+        stage = Stage(reopen(store), settings, listing=False)  # the client listed it
+        settings = stage.settings
     jobs = [Job(*f) for f in pickle.loads(pickled)]
     wanted = _still_wanted()
     gate = HostGate(
@@ -149,6 +171,8 @@ def run_batch(pickled: bytes, settings: Settings, share: Share, prefix: str) -> 
         feeder.split_with(*split_files(settings))
     out: list[Packed] = []
     batches = run_multi(feeder, settings)
+    if stage is not None:
+        batches = stage.stream(batches, feeder)  # each result once its object is stored
     checked = time.monotonic()
     try:
         for batch in batches:
@@ -228,8 +252,11 @@ def _slots(client: Any) -> int:
     return max(1, int(sum(client.nthreads().values())))
 
 
-def drive_cluster(client: Any, feeder: Feeder, settings: Settings) -> Iterator[Batch]:
-    """Hand ``feeder``'s jobs to the cluster of ``client`` in batches; yield results."""
+def drive_cluster(
+    client: Any, feeder: Feeder, settings: Settings, store: Store | None = None
+) -> Iterator[Batch]:
+    """Hand ``feeder``'s jobs to the cluster of ``client`` in batches; yield results
+    (with ``store``, the workers upload to it: see the module's docstring)."""
     slots = _slots(client)
     concurrency = feeder.capacity
     share = Share(
@@ -244,6 +271,7 @@ def drive_cluster(client: Any, feeder: Feeder, settings: Settings) -> Iterator[B
         host_rate=settings.host_rate / slots if settings.host_rate else None,
     )
     prefix = os.path.join(settings.dest, "")
+    remote_store = None if store is None else store.remote()
     window = 2 * slots  # batches in flight: one running and one waiting per slot
     feeder.gate.per_host = 1 << 30  # per-host limits hold inside each batch (shares)
     feeder.capacity = window * BATCH
@@ -258,7 +286,9 @@ def drive_cluster(client: Any, feeder: Feeder, settings: Settings) -> Iterator[B
         # be walked element by element by every submit, looking for futures in it (about
         # 1.1 million calls per 100,000 URLs, the client's largest cost).
         batch = pickle.dumps([_fields(job) for job in jobs], protocol=pickle.HIGHEST_PROTOCOL)
-        future = client.submit(run_batch, batch, remote, share, prefix, key=key, pure=False)
+        future = client.submit(
+            run_batch, batch, remote, share, prefix, remote_store, key=key, pure=False
+        )
         inflight[future] = jobs
         finished.add(future)
 
@@ -347,8 +377,11 @@ def _collect(future: Any, jobs: list[Job], feeder: Feeder, now: float) -> Batch:
     return out
 
 
-def run_on(address: str | None, feeder: Feeder, settings: Settings) -> Iterator[Batch]:
-    """Fetch jobs on the Dask cluster at ``address`` (None: see :func:`connect`)."""
+def run_on(
+    address: str | None, feeder: Feeder, settings: Settings, store: Store | None = None
+) -> Iterator[Batch]:
+    """Fetch jobs on the Dask cluster at ``address`` (None: see :func:`connect`), its
+    workers uploading to ``store`` when the destination is one."""
     client, cluster = connect(address)
     log = logger(INFO)
     if log is not None:  # --log-file, or the "manyget" logger at INFO
@@ -356,7 +389,7 @@ def run_on(address: str | None, feeder: Feeder, settings: Settings) -> Iterator[
             "dask scheduler %s, dashboard %s", client.scheduler.address, client.dashboard_link
         )
     try:
-        yield from drive_cluster(client, feeder, settings)
+        yield from drive_cluster(client, feeder, settings, store)
     finally:
         client.close()
         if cluster is not None:
