@@ -16,7 +16,17 @@ from manyget import AttemptKind, RetryPolicy, Status
 from manyget._results import Attempt
 from manyget._server import Server
 from manyget._server._resources import bytes_chunks
-from manyget._split import Split, merge, missing, piece_size, splits
+from manyget._split import (
+    AUTO_MOST,
+    SLOW,
+    Split,
+    merge,
+    missing,
+    most_ranges,
+    piece_size,
+    split_rest,
+    splits,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,6 +83,22 @@ def test_split_hands_out_what_is_missing() -> None:
     assert split.have == 2 * MIB
     split.failed = Attempt(http_status=None, kind=AttemptKind.READ, error="x")
     assert not split.wants()
+
+
+def test_automatic_mode_splits_only_a_slow_stream() -> None:
+    """auto: judged after half a second; split when the rest would take over SLOW
+    seconds at the stream's rate and is two pieces or more."""
+    assert most_ranges(0) == AUTO_MOST
+    assert most_ranges(1) == 1
+    assert most_ranges(16) == 16
+    assert not split_rest(100 * MIB, 1 * MIB, 0.4, MIB)  # too early to judge
+    assert split_rest(100 * MIB, 10 * MIB, 0.5, MIB)  # 5 s more at 20 MB/s
+    assert not split_rest(100 * MIB, 400 * MIB, 0.5, MIB)  # 0.125 s more
+    assert not split_rest(MIB, 1, 10.0, MIB)  # the rest is under two pieces
+    assert split_rest(2 * MIB, 0, 0.5, MIB)  # nothing at all yet
+    got, elapsed = 10 * MIB, 1.0  # 10 MiB/s: a rest of exactly SLOW seconds is not split
+    assert not split_rest(int(SLOW * got / elapsed), got, elapsed, MIB)
+    assert split_rest(int(SLOW * got / elapsed) + 1, got, elapsed, MIB)
 
 
 # Every engine.
@@ -173,6 +199,54 @@ def test_a_file_that_changes_is_never_mixed(server: Server, engine: str, tmp_pat
     got = (tmp_path / str(size)).read_bytes()
     # Which version depends on how many requests the pieces made before the fallback.
     assert any(got == served(size, salt) for salt in range(64))
+
+
+AUTO = {"min_split_size": 256 * KIB}  # split= left to its default: automatic
+
+
+def test_automatic_mode_splits_the_rest_of_a_slow_stream(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """By default a file streams; this one drips at 640 KiB/s, so after half a second its
+    stream stops, what it wrote is kept as the first range, and the rest comes as ranges:
+    exactly the file's size crosses the wire, and the file is exact."""
+    size = 4 * MIB
+    url = f"{server.url}/faults/drip/{size}?interval=0.05&chunk=32768"
+    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **AUTO)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    first = result.history[0]
+    assert (first.kind, first.http_status) == (AttemptKind.SPLIT, 200)
+    assert 0 < first.kept < size  # the stream's bytes: the first range
+    assert {a.http_status for a in result.history[1:]} == {206}
+    assert result.received == size
+    assert leftovers(tmp_path) == []
+
+
+def test_automatic_mode_leaves_a_fast_stream_alone(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """A file that streams fast is one request, never split."""
+    size = 8 * MIB
+    report = manyget.download(
+        [f"{server.url}/bytes/{size}"], tmp_path, engine=engine, retries=FAST, **AUTO
+    )
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert [a.kind for a in result.history] == [AttemptKind.OK]
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+
+
+def test_automatic_mode_does_not_split_a_capped_stream(server: Server, tmp_path: Path) -> None:
+    """Under --limit-rate a stream is slow because it is told to be: never split."""
+    size = 4 * MIB
+    report = manyget.download(
+        [f"{server.url}/bytes/{size}"], tmp_path, retries=FAST, limit_rate=MIB, **AUTO
+    )
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert [a.kind for a in result.history] == [AttemptKind.OK]
 
 
 def test_split_options_are_checked() -> None:

@@ -87,13 +87,15 @@ def _size(text: str) -> int:
     return value
 
 
-def _split_count(text: str) -> int:
+def _split_count(text: str) -> int | str:
+    if text == "auto":
+        return text
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number or 'auto': {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+        raise argparse.ArgumentTypeError(f"must be >= 1 or 'auto', got {text}")
     return value
 
 
@@ -357,9 +359,10 @@ def build_parser() -> _Parser:
         "--split",
         type=_split_count,
         default=None,
-        metavar="N",
-        help="fetch a large file as up to N byte ranges at once (default 1: one stream); "
-        "each range counts against --per-host",
+        metavar="N|auto",
+        help="fetch a large file as up to N byte ranges at once (1: one stream); each "
+        "range counts against --per-host. Default auto: one stream, whose rest goes as "
+        "up to 8 ranges once it would take over 2 s more at its rate",
     )
     get.add_argument(
         "--min-split-size",

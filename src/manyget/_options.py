@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._exceptions import UsageError
 from ._policy import DEFAULT_USER_AGENT, TLS, Request, RetryPolicy, Settings, Timeouts
@@ -105,7 +105,7 @@ class Options(TypedDict, total=False):
     storage_options: Mapping[str, Any] | None
     journal: str | os.PathLike[str] | bool | None
     scheduler: str | None
-    split: int | None
+    split: int | Literal["auto"] | None
     min_split_size: int | None
 
 
@@ -204,12 +204,13 @@ def configure(dest: Path, options: Options) -> Config:
     )
 
 
-def _split(value: int | None) -> int:
-    """At most how many ranges of one file at once (None: one stream, for now)."""
-    if value is None:
-        return 1
+def _split(value: int | str | None) -> int:
+    """At most how many ranges of one file at once; None or "auto": automatic (one
+    stream, its rest split when it is slow: ``_split.AUTO``)."""
+    if value is None or value == "auto":
+        return 0  # _split.AUTO, without importing it for every run
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"split must be an integer >= 1, got {value!r}")
+        raise UsageError(f"split must be an integer >= 1 or 'auto', got {value!r}")
     return value
 
 

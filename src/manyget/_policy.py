@@ -298,5 +298,7 @@ class Settings:
     # The destination held nothing when this run started: a name of the run is there only
     # once the run put it there, so a first attempt needs no look for a complete file.
     fresh: bool = False
-    split: int = 1  # at most this many ranges of one file at once (1: one stream)
+    # At most this many ranges of one file at once (1: one stream; 0: automatic, see
+    # ``_split``: one stream, its rest split when it is slow).
+    split: int = 0
     min_split_size: int = 16 << 20  # pieces of a split file are at least this large

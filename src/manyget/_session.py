@@ -172,7 +172,7 @@ def _feeder(
     )
     prefix = os.path.join(config.settings.dest, "")
     feeder = Feeder(gate, config.settings.retry, concurrency, prefix, accept)
-    if config.settings.split > 1:
+    if config.settings.split != 1:  # N ranges, or automatic
         from ._fetch import inflight_for, split_files
 
         feeder.split_with(*split_files(config.settings))

@@ -14,6 +14,14 @@ asked for) gives up the ranges, and the file starts over as one stream. A piece 
 fails is retried alone, from where it stopped, on its own retry budget. The sidecar
 records the complete ranges after each piece, so a rerun after Ctrl-C or ``kill -9``
 asks only for the missing ones. Nothing here touches a file or a socket.
+
+Automatic mode (``--split auto``, the default: :data:`AUTO`) starts every file as one
+stream, since one connection is the fastest way to move a file when nothing caps it.
+When such a file qualifies for ranges, its stream is judged every :data:`LOOK_EVERY`
+seconds (:func:`split_rest`): once the rest would take longer than :data:`SLOW` seconds
+at the stream's own rate, the stream stops (its bytes kept, as for a resume) and the rest
+is fetched as up to :data:`AUTO_MOST` ranges, the kept bytes counting as the first
+range done. A file that streams fast is never split.
 """
 
 from __future__ import annotations
@@ -24,9 +32,40 @@ from typing import Any
 
 from ._results import Attempt
 
-__all__ = ["Split", "merge", "missing", "piece_size", "splits"]
+__all__ = [
+    "AUTO",
+    "AUTO_MOST",
+    "LOOK_EVERY",
+    "SLOW",
+    "Split",
+    "merge",
+    "missing",
+    "most_ranges",
+    "piece_size",
+    "split_rest",
+    "splits",
+]
 
 _ALIGN = 1 << 16  # pieces start on 64 KiB boundaries (except where a range was cut short)
+AUTO = 0  # --split auto: one stream, its rest split when it is slow
+AUTO_MOST = 8  # ranges of one file at once in automatic mode
+LOOK_EVERY = 0.5  # seconds: how often automatic mode judges a stream (not before the first)
+SLOW = 2.0  # seconds: a stream whose rest would take longer than this has its rest split
+
+
+def most_ranges(split: int) -> int:
+    """At most how many ranges of one file at once for ``--split``'s value."""
+    return AUTO_MOST if split == AUTO else split
+
+
+def split_rest(rest: int, got: int, elapsed: float, least: int) -> bool:
+    """Automatic mode: whether a stream that received ``got`` bytes in ``elapsed``
+    seconds, with ``rest`` bytes still to come, stops and has its rest split. Only after
+    :data:`LOOK_EVERY` seconds, only a rest of two pieces of ``least`` bytes or more, and
+    only when the rest would take more than :data:`SLOW` seconds at this rate."""
+    if elapsed < LOOK_EVERY or rest < 2 * least:
+        return False
+    return rest * elapsed > SLOW * got
 
 
 def splits(length: int | None, most: int, least: int) -> bool:

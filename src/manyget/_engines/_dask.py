@@ -165,7 +165,7 @@ def run_batch(
     )
     ours = os.path.join(settings.dest, "")
     feeder = Feeder(gate, settings.retry, share.concurrency, ours)
-    if settings.split > 1:
+    if settings.split != 1:  # N ranges, or automatic
         from .._fetch import split_files
 
         feeder.split_with(*split_files(settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from .._jobs import Job, disposition_name, mask_url
 from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
-from .._split import splits
+from .._split import LOOK_EVERY, split_rest, splits
 from ._part import Busy, Folder, Part, open_piece
 from ._state import (
     BUSY,
@@ -20,6 +21,7 @@ from ._state import (
     LOCAL,
     OPEN,
     SPLIT,
+    SPLIT_REST,
     TOO_BIG,
     End,
     Opening,
@@ -51,12 +53,14 @@ class Body:
     """
 
     __slots__ = (
+        "_auto",
         "_disposition",
         "_field",
         "_folder",
         "_left",
         "_length",
         "_local",
+        "_look",
         "_max",
         "_part",
         "_phase",
@@ -64,6 +68,7 @@ class Body:
         "_saved",
         "_sha256",
         "_split",
+        "_streamed",
         "_validator",
         "http_version",
         "kept",
@@ -82,9 +87,12 @@ class Body:
         disposition: bool = False,
         folder: Folder | None = None,
         split: tuple[int, int] | None = None,
+        auto_split: bool = False,
     ) -> None:
         """``split`` (at most how many ranges, pieces at least how large): a large body
-        whose server takes ranges stops at its first byte, to be fetched as ranges.
+        whose server takes ranges stops at its first byte, to be fetched as ranges; with
+        ``auto_split``, it streams, and stops to have its rest split only when it is slow
+        (see ``_split``).
         ``folder``: the destination, opened once per handle. A name in a folder of its
         own (dir=) is reached through it; elsewhere, small bodies may go to files with
         no name there, when its ``unnamed`` allows (see :meth:`Part.open_unnamed`)."""
@@ -110,6 +118,9 @@ class Body:
         self._length: int | None = None
         self._split = split if not job.whole and "/" not in job.name else None
         self._validator: str | None = None
+        self._auto = auto_split
+        self._look = 0.0  # auto_split: when to judge the stream next (0: never)
+        self._streamed = 0.0  # auto_split: when the stream began
 
     @property
     def expected(self) -> int | None:
@@ -133,10 +144,14 @@ class Body:
             if wanted and wanted != os.path.basename(self._part.shown):
                 self._rename = wanted
         if status == 200 and self._split is not None and self._splits(length, field):
-            self._phase = SPLIT
-            self._length = length
-            self.started = True
-            return False
+            if self._auto:  # stream it, and judge the stream as it goes
+                self._streamed = time.monotonic()
+                self._look = self._streamed + LOOK_EVERY
+            else:
+                self._phase = SPLIT
+                self._length = length
+                self.started = True
+                return False
         if status == 200:  # the usual answer: no resume to judge, no header to look up
             opening = on_response(200, length, 0, None, None, None, self._max)
         else:
@@ -207,9 +222,13 @@ class Body:
         self._local = f"{self._part.shown}: {exc.strerror or exc}"
 
     def write(self, data: bytes) -> bool:
-        """Store ``data``; False (nothing stored) once the body passes ``max_size``."""
+        """Store ``data``; False (nothing stored) once the body passes ``max_size``, or
+        when a slow stream stops to have its rest split."""
         if self._max is not None and not fits(self._max, self.offset + self.kept, len(data)):
             self._phase = TOO_BIG
+            return False
+        if self._look and self._slow():
+            self._phase = SPLIT_REST
             return False
         try:
             self._part.write(data)
@@ -221,6 +240,18 @@ class Body:
             return False
         self.kept += len(data)
         return True
+
+    def _slow(self) -> bool:
+        """Automatic split: whether the stream, judged every ``LOOK_EVERY`` seconds, is
+        too slow for its rest (see ``_split.split_rest``)."""
+        now = time.monotonic()
+        if now < self._look:
+            return False
+        self._look = now + LOOK_EVERY
+        assert self._split is not None
+        assert self._length is not None
+        rest = self._length - self.offset - self.kept
+        return split_rest(rest, self.kept, now - self._streamed, self._split[1])
 
     def _memo(self) -> Saved:
         field = self._field
@@ -243,6 +274,12 @@ class Body:
             return self._publish(status, self.offset + self.kept)  # the usual end, first
         part = self._part
         got = self.kept
+        if end is End.SPLIT_REST:  # the bytes so far stay, as for a resume: the first range
+            left = part.keep(self._memo())
+            return self._attempt(
+                status, kind=AttemptKind.SPLIT, nbytes=self._length or 0,
+                validator=self._validator, received=got, kept=left,
+            )  # fmt: skip
         if end is End.SPLIT:
             return self._attempt(
                 status, kind=AttemptKind.SPLIT, nbytes=self._length or 0,

@@ -19,6 +19,7 @@ from .._jobs import Job, mask_url
 from .._log import DEBUG, logger
 from .._policy import PORTABLE_HEADERS, TLS, Settings, parse_retry_after
 from .._results import Attempt, AttemptKind
+from .._split import AUTO, most_ranges
 from ._body import Body, SpanBody
 from ._part import Folder
 from ._rate import Rates
@@ -339,6 +340,7 @@ class Transfer:
 
     __slots__ = (
         "__weakref__",
+        "_auto_split",
         "_away",
         "_away_headers",
         "_body",
@@ -414,9 +416,14 @@ class Transfer:
         # attempts keep: a first attempt does not look for one (an access() per file).
         self._fresh = settings.fresh
         # Large bodies as ranges (not compressed ones: their ranges count encoded bytes).
+        # Automatic mode streams first, and splits the rest of a slow stream; not under
+        # a bandwidth cap, where a stream is slow because it is told to be.
+        most = most_ranges(settings.split)
+        capped = settings.rate is not None or settings.host_rate is not None
+        self._auto_split = settings.split == AUTO and not capped
         self._split = (
-            (settings.split, settings.min_split_size)
-            if settings.split > 1 and not settings.request.compressed
+            (most, settings.min_split_size)
+            if (settings.split > 1 or self._auto_split) and not settings.request.compressed
             else None
         )
         # Files with no name only where a partial file is looked for first (resume).
@@ -452,6 +459,7 @@ class Transfer:
                 disposition=self._disposition,
                 folder=self._folder,
                 split=self._split,
+                auto_split=self._auto_split,
             )
         else:
             body = SpanBody(self._prefix, job)

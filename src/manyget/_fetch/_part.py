@@ -504,14 +504,15 @@ class SplitFile:
             try:
                 with open(self.meta, encoding="utf-8") as f:
                     data = json.load(f)
-                same = (
-                    data.get("url") == url
-                    and data.get("length") == length
-                    and data.get("validator") == validator
-                    and os.fstat(fd).st_size == length
-                )
-                if same:
-                    done = [(int(a), int(b)) for a, b in data["ranges"]]
+                size = os.fstat(fd).st_size
+                same = data.get("url") == url and data.get("length") == length
+                if same and "ranges" in data:
+                    if data.get("validator") == validator and size == length:
+                        done = [(int(a), int(b)) for a, b in data["ranges"]]
+                elif same and validator in (data.get("etag"), data.get("last_modified")):
+                    # A partial file of one stream (a resume's sidecar: a stream stopped
+                    # to be split, or an earlier run's): its bytes are the first range.
+                    done = [(0, size)] if 0 < size <= length else []
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 done = []
             if not done:
@@ -576,7 +577,10 @@ def split_files(settings: Settings) -> tuple[int, int, Callable[[Job], SplitFile
     """How a run's feeder splits large files: at most how many ranges at once, pieces at
     least how large, and the partial file of a job (see ``Feeder.split_with``)."""
     prefix = os.path.join(settings.dest, "")
-    return settings.split, settings.min_split_size, lambda job: SplitFile(prefix, job.name)
+    from .._split import most_ranges
+
+    most = most_ranges(settings.split)
+    return most, settings.min_split_size, lambda job: SplitFile(prefix, job.name)
 
 
 def open_piece(prefix: str, name: str, inode: int) -> int:

@@ -57,6 +57,7 @@ class Phase(StrEnum):
     DISK = "disk"  # the disk is full
     LOCAL = "local"  # any other local error while writing
     SPLIT = "split"  # the file is worth fetching as ranges: stop, the feeder splits it
+    SPLIT_REST = "split rest"  # a slow stream stops; the feeder splits what it lacks
 
 
 class Opening(NamedTuple):
@@ -119,13 +120,14 @@ class End(StrEnum):
     DROP_TOO_BIG = "drop too big"  # over --max-size: drop it
     DROP_RESTART = "drop restart"  # did not fit the partial file: drop it, ask again
     SPLIT = "split"  # fetch the file as ranges (see ``_split``)
+    SPLIT_REST = "split rest"  # keep what the stream wrote, fetch the rest as ranges
 
 
 # Enum members looked up once: ``Phase.OPEN`` is a descriptor call (about 0.1 us) each
 # time, and these decisions run once or twice for every file.
 IDLE, OPEN, COMPLETE, RESTART = Phase.IDLE, Phase.OPEN, Phase.COMPLETE, Phase.RESTART
 TOO_BIG, BUSY, DISK, LOCAL = Phase.TOO_BIG, Phase.BUSY, Phase.DISK, Phase.LOCAL
-SPLIT = Phase.SPLIT
+SPLIT, SPLIT_REST = Phase.SPLIT, Phase.SPLIT_REST
 _FRESH, _COMPLETE, _RESTART = Resume.FRESH, Resume.COMPLETE, Resume.RESTART
 _PUBLISH, _KEEP, _EMPTY, _NO_FILE = End.PUBLISH, End.KEEP, End.EMPTY, End.NO_FILE
 
@@ -137,6 +139,7 @@ _ENDS = {
     Phase.RESTART: End.DROP_RESTART,
     Phase.COMPLETE: End.PUBLISH_KEPT,
     Phase.SPLIT: End.SPLIT,
+    Phase.SPLIT_REST: End.SPLIT_REST,
 }
 
 
