@@ -4,9 +4,12 @@ alone, a rerun fetching only the missing ranges, and one stream whenever ranges 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ import pytest
 import manyget
 from manyget import AttemptKind, RetryPolicy, Status
 from manyget._results import Attempt
-from manyget._server import Server
+from manyget._server import Faults, Server
 from manyget._server._resources import bytes_chunks
 from manyget._split import (
     AUTO_MOST,
@@ -83,6 +86,25 @@ def test_split_hands_out_what_is_missing() -> None:
     assert split.have == 2 * MIB
     split.failed = Attempt(http_status=None, kind=AttemptKind.READ, error="x")
     assert not split.wants()
+
+
+def test_pieces_go_to_the_least_busy_source_and_a_failed_mirror_is_left_out() -> None:
+    """Sources are taken least busy first (the first on a tie); a mirror that failed a
+    piece is asked no more and its range is handed out again; the first URL's failure is
+    not a mirror's (refuse says False)."""
+    sources = [("http://a/f", "http://a"), ("http://b/f", "http://b")]
+    split = Split(None, 8 * MIB, '"v"', 1, [], most=4, least=MIB, sources=sources)
+    assert split.held == {"http://a": 1}
+    assert split.sources_by_load() == sources
+    first = split.take("http://a/f")
+    assert split.sources_by_load() == sources[::-1]
+    split.take("http://b/f")
+    assert (split.on_host("http://a"), split.on_host("http://b")) == (1, 1)
+    assert split.refuse("http://b/f", 3 * MIB, 4 * MIB)
+    split.release("http://b/f")
+    assert split.sources_by_load() == sources[:1]
+    assert split.pieces[0] == (3 * MIB, 4 * MIB)
+    assert not split.refuse("http://a/f", *first)
 
 
 def test_automatic_mode_splits_only_a_slow_stream() -> None:
@@ -199,6 +221,67 @@ def test_a_file_that_changes_is_never_mixed(server: Server, engine: str, tmp_pat
     got = (tmp_path / str(size)).read_bytes()
     # Which version depends on how many requests the pieces made before the fallback.
     assert any(got == served(size, salt) for salt in range(64))
+
+
+@pytest.fixture
+def mirror() -> Iterator[Server]:
+    """A second server: the same /bytes/ bodies and ETags on another port (another host)."""
+    with Server(faults=Faults()) as srv:
+        yield srv
+
+
+def peak_connections(srv: Server, stop: threading.Event, peaks: list[int]) -> None:
+    while not stop.wait(0.01):
+        peaks.append(srv.open_connections)
+
+
+def test_mirrors_serve_pieces_too(
+    server: Server, mirror: Server, engine: str, tmp_path: Path
+) -> None:
+    """A list line's mirror (another host, the same file and ETag) takes pieces beside
+    the first URL: both hosts are used, and the file is exact."""
+    size = 4 * MIB
+    drip = f"/faults/drip/{size}?interval=0.05&chunk=32768"
+    stop, peaks = threading.Event(), [0]
+    watcher = threading.Thread(target=peak_connections, args=(mirror, stop, peaks))
+    watcher.start()
+    try:
+        report = manyget.download(
+            [f"{server.url}{drip}\t{mirror.url}{drip}"], tmp_path, engine=engine,
+            retries=FAST, **SPLIT,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        watcher.join()
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    if engine != "sequential":  # (one transfer at a time: the first URL's slot is free)
+        assert max(peaks) >= 1  # the mirror served pieces
+    assert result.received == size
+
+
+@pytest.mark.parametrize("route", ["dead", "another-version"])
+def test_a_mirror_that_fails_a_piece_is_left_out(
+    server: Server, mirror: Server, engine: str, tmp_path: Path, route: str
+) -> None:
+    """A mirror that refuses connections, or holds another version of the file (If-Range
+    gets it whole), is asked no more: its pieces go to the first URL, the file is exact
+    and of the first URL's version."""
+    size = 4 * MIB
+    if route == "dead":
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            other = f"http://127.0.0.1:{closed.getsockname()[1]}/bytes/{size}"
+    else:
+        other = f"{mirror.url}/faults/etag-changes/m-{engine}/{size}"
+    line = f"{server.url}/faults/drip/{size}?interval=0.01&chunk=65536\t{other}"
+    report = manyget.download([line], tmp_path, engine=engine, retries=ONCE, **SPLIT)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    assert result.received == size  # the ranges went on: no restart as one stream
+    assert leftovers(tmp_path) == []
 
 
 AUTO = {"min_split_size": 256 * KIB}  # split= left to its default: automatic

@@ -343,19 +343,31 @@ class Feeder:
         return None
 
     def _piece(self) -> Job | None:
-        """The next range of a file fetched as ranges, if one may start."""
+        """The next range of a file fetched as ranges, if one may start: from the least
+        busy of its sources whose host has a slot (its own, or one borrowed)."""
         for split in self._splits.values():
-            if not split.wants():
+            source = self._source(split) if split.wants() else None
+            if source is None:
                 continue
+            url, host = source
             job = split.job
             assert isinstance(job, Job)
-            if split.active >= split.slots:
-                if not self.gate.borrow(job.host):
-                    continue
-                split.slots += 1
-            start, end = split.take()
+            start, end = split.take(url)
             span = (start, end, split.length, split.inode)
-            return dataclasses.replace(job, span=span, validator=split.validator)
+            return dataclasses.replace(
+                job, url=url, host=host, span=span, validator=split.validator
+            )
+        return None
+
+    def _source(self, split: Split) -> tuple[str, str] | None:
+        """The source of ``split``'s next piece: the least busy one whose host has a slot
+        (one this file holds and no piece uses, or one borrowed now); None if none has."""
+        for url, host in split.sources_by_load():
+            if split.on_host(host) < split.held.get(host, 0):
+                return url, host
+            if self.gate.borrow(host):
+                split.held[host] = split.held.get(host, 0) + 1
+                return url, host
         return None
 
     def _unbound(self, now: float) -> None:
@@ -414,9 +426,11 @@ class Feeder:
         if kept:
             split.wrote(start, start + kept)
         if attempt.complete or (kept and start + kept == end):
-            split.active -= 1
+            split.release(job.url)
+        elif not split.stopped and split.refuse(job.url, start + kept, end):
+            split.release(job.url)  # a mirror failed a piece: the others take it over
         elif attempt.kind is _SPLIT:
-            split.active -= 1
+            split.release(job.url)
             if not split.broken:
                 split.broken = True
                 split.handle.drop()
@@ -428,7 +442,7 @@ class Feeder:
             piece_tries.append(attempt)
             delay = None if split.stopped else self._retry.delay_for(piece_tries)
             if delay is None:
-                split.active -= 1
+                split.release(job.url)
                 if split.failed is None and not split.broken:
                     split.failed = attempt
             else:
@@ -463,9 +477,10 @@ class Feeder:
         except OSError as exc:  # EBUSY: another process holds the partial file
             error = f"{handle.shown}: {exc.strerror or exc}"
             return self._conclude_split(job, now, kind=_FATAL, error=error)
+        sources = [(job.url, job.host), *zip(job.mirrors, job.mirror_hosts, strict=True)]
         split = Split(
             job, attempt.nbytes, attempt.validator or "", handle.inode, done,
-            most=most, least=least, handle=handle,
+            most=most, least=least, handle=handle, sources=sources,
         )  # fmt: skip
         self._splits[job.index] = split
         self._tell(split)
@@ -475,10 +490,15 @@ class Feeder:
         """Give back host slots no piece needs; conclude the file once nothing runs."""
         job = split.job
         assert isinstance(job, Job)
-        need = split.slots if split.wants() else max(1, split.active)
-        while split.slots > need:
-            self.gate.give_back(job.host)
-            split.slots -= 1
+        wanted = {host for _, host in split.sources_by_load()} if split.wants() else set()
+        for host, held in list(split.held.items()):
+            need = held if host in wanted else split.on_host(host)
+            if host == job.host:
+                need = max(1, need)  # the file's own slot, given back when it concludes
+            while held > need:
+                self.gate.give_back(host)
+                held -= 1
+            split.held[host] = held
         if not split.finished:
             return None
         del self._splits[job.index]
@@ -529,7 +549,7 @@ class Feeder:
         if job.span is not None:
             split = self._splits.get(job.index)
             if split is not None and split.inode == job.span[3]:
-                split.active -= 1
+                split.release(job.url)
                 split.pieces.appendleft(job.span[:2])  # handed out again
             return
         tries = self._tries.pop(job.index, None)
@@ -543,7 +563,7 @@ class Feeder:
             if split is None or split.inode != job.span[3]:
                 return
             split.wrote(job.span[0], job.span[0] + attempt.kept)
-            split.active -= 1
+            split.release(job.url)
             if not split.broken:
                 self._record(split)
             if not split.active:  # the last piece of it: the file stays for a later run

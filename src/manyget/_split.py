@@ -15,6 +15,13 @@ fails is retried alone, from where it stopped, on its own retry budget. The side
 records the complete ranges after each piece, so a rerun after Ctrl-C or ``kill -9``
 asks only for the missing ones. Nothing here touches a file or a socket.
 
+Mirrors (a list line's further URLs of the same file) serve pieces too: each piece goes
+to the usable source with the fewest pieces running (:meth:`Split.sources_by_load`),
+asking with the same ``If-Range``, so a mirror holding another version answers a 200
+and is refused for this file (:meth:`Split.refuse`), as is one that fails at all: its
+piece goes back to the queue for the others. Only the source that gave the first answer
+can break the split.
+
 Automatic mode (``--split auto``, the default: :data:`AUTO`) starts every file as one
 stream, since one connection is the fastest way to move a file when nothing caps it.
 When such a file qualifies for ranges, its stream is judged every :data:`LOOK_EVERY`
@@ -134,13 +141,16 @@ class Split:
         "done",
         "failed",
         "handle",
+        "held",
         "history",
         "inode",
         "job",
         "length",
         "most",
+        "on",
         "pieces",
-        "slots",
+        "refused",
+        "sources",
         "tries",
         "validator",
     )
@@ -156,7 +166,10 @@ class Split:
         most: int,
         least: int,
         handle: Any = None,
+        sources: Iterable[tuple[str, str]] = (("", ""),),
     ) -> None:
+        """``sources``: (URL, host) of each copy of the file, the one that answered
+        first first; it holds the file's own host slot."""
         self.job = job  # the job as the gate gave it (concluded with its history)
         self.length = length
         self.validator = validator
@@ -165,7 +178,10 @@ class Split:
         self.pieces = _cut(missing(length, self.done), piece_size(length, most, least))
         self.most = most
         self.active = 0
-        self.slots = 1
+        self.sources = list(sources)
+        self.on: dict[str, int] = {}  # pieces running (or waiting to retry), by source URL
+        self.held: dict[str, int] = {self.sources[0][1]: 1}  # host slots held, by host
+        self.refused: set[str] = set()  # sources that failed a piece: not asked again
         self.failed: Attempt | None = None
         self.broken = False
         self.history: list[Attempt] = []  # the job's attempts, pieces included
@@ -194,10 +210,37 @@ class Split:
         """Whether another piece could start now, room allowing."""
         return bool(self.pieces) and not self.stopped and self.active < self.most
 
-    def take(self) -> tuple[int, int]:
-        """The next piece to fetch (see :meth:`wants`)."""
+    def sources_by_load(self) -> list[tuple[str, str]]:
+        """The sources not refused, those with fewer pieces running first."""
+        on = self.on
+        usable = [s for s in self.sources if s[0] not in self.refused]
+        return sorted(usable, key=lambda s: on.get(s[0], 0))  # stable: the first first
+
+    def on_host(self, host: str) -> int:
+        """Pieces running (or waiting to retry) on ``host``."""
+        return sum(self.on.get(url, 0) for url, h in self.sources if h == host)
+
+    def take(self, url: str = "") -> tuple[int, int]:
+        """The next piece to fetch (see :meth:`wants`), from source ``url``."""
         self.active += 1
+        self.on[url] = self.on.get(url, 0) + 1
         return self.pieces.popleft()
+
+    def release(self, url: str = "") -> None:
+        """A piece from ``url`` stopped running, for good or to be handed out again."""
+        self.active -= 1
+        self.on[url] -= 1
+
+    def refuse(self, url: str, start: int, end: int) -> bool:
+        """A piece from mirror ``url`` failed: ask it no more, and hand bytes ``start`` to
+        ``end`` out again; False when ``url`` is the first source (that is not a mirror's
+        failure: the caller decides)."""
+        if url == self.sources[0][0]:
+            return False
+        self.refused.add(url)
+        if end > start:
+            self.pieces.appendleft((start, end))
+        return True
 
     def wrote(self, start: int, end: int) -> None:
         """Bytes ``start`` to ``end`` are on disk."""
