@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,15 @@ def served(size: int, salt: int = 0) -> bytes:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def fetched(url: str, tmp_path: Path, size: int, **options: Any) -> manyget.Result:
+    """The one result of downloading ``url`` with ``options``: OK, and the file exact."""
+    report = manyget.download([url], tmp_path, **options)
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / str(size)).read_bytes() == served(size)
+    return result
 
 
 # The pure part.
@@ -160,10 +170,7 @@ def test_cut_pieces_are_retried_alone_from_where_they_stopped(
     only for its rest, so exactly the file's size crosses the wire for the pieces."""
     size = 2 * MIB
     url = f"{server.url}/faults/flaky/cut-{engine}/3/{size}?truncate=1"
-    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **SPLIT)
-    (result,) = report.results
-    assert result.status is Status.OK, result.error
-    assert (tmp_path / str(size)).read_bytes() == served(size)
+    result = fetched(url, tmp_path, size, engine=engine, retries=FAST, **SPLIT)
     assert result.received == size
     kinds = [a.kind for a in result.history]
     assert kinds.count(AttemptKind.READ) == 2
@@ -295,10 +302,7 @@ def test_automatic_mode_splits_the_rest_of_a_slow_stream(
     exactly the file's size crosses the wire, and the file is exact."""
     size = 4 * MIB
     url = f"{server.url}/faults/drip/{size}?interval=0.05&chunk=32768"
-    report = manyget.download([url], tmp_path, engine=engine, retries=FAST, **AUTO)
-    (result,) = report.results
-    assert result.status is Status.OK, result.error
-    assert (tmp_path / str(size)).read_bytes() == served(size)
+    result = fetched(url, tmp_path, size, engine=engine, retries=FAST, **AUTO)
     first = result.history[0]
     assert (first.kind, first.http_status) == (AttemptKind.SPLIT, 200)
     assert 0 < first.kept < size  # the stream's bytes: the first range
@@ -307,29 +311,23 @@ def test_automatic_mode_splits_the_rest_of_a_slow_stream(
     assert leftovers(tmp_path) == []
 
 
+def streams_once(server: Server, tmp_path: Path, size: int, **options: Any) -> None:
+    """``size`` bytes from /bytes/ with ``options``: one request, exact, never split."""
+    url = f"{server.url}/bytes/{size}"
+    result = fetched(url, tmp_path, size, retries=FAST, **AUTO, **options)
+    assert [a.kind for a in result.history] == [AttemptKind.OK]
+
+
 def test_automatic_mode_leaves_a_fast_stream_alone(
     server: Server, engine: str, tmp_path: Path
 ) -> None:
     """A file that streams fast is one request, never split."""
-    size = 8 * MIB
-    report = manyget.download(
-        [f"{server.url}/bytes/{size}"], tmp_path, engine=engine, retries=FAST, **AUTO
-    )
-    (result,) = report.results
-    assert result.status is Status.OK, result.error
-    assert [a.kind for a in result.history] == [AttemptKind.OK]
-    assert (tmp_path / str(size)).read_bytes() == served(size)
+    streams_once(server, tmp_path, 8 * MIB, engine=engine)
 
 
 def test_automatic_mode_does_not_split_a_capped_stream(server: Server, tmp_path: Path) -> None:
     """Under --limit-rate a stream is slow because it is told to be: never split."""
-    size = 4 * MIB
-    report = manyget.download(
-        [f"{server.url}/bytes/{size}"], tmp_path, retries=FAST, limit_rate=MIB, **AUTO
-    )
-    (result,) = report.results
-    assert result.status is Status.OK, result.error
-    assert [a.kind for a in result.history] == [AttemptKind.OK]
+    streams_once(server, tmp_path, 4 * MIB, limit_rate=MIB)
 
 
 def test_split_options_are_checked() -> None:
