@@ -253,3 +253,23 @@ def test_capped_location_serves_ranges_that_split_downloads_use(tmp_path: Path) 
     record = json.loads(proc.stdout.splitlines()[-1])
     assert record["attempts"] > 2  # the first answer, then the ranges
     assert (out / "big.bin").read_bytes() == body
+
+
+def test_the_capped_limit_reads_the_file_as_ranges_through_the_cap(tmp_path: Path) -> None:
+    """S4's limit: the file read as N ranges at once through nginx's capped location, each
+    checked to come back as a 206 of exactly its length (a wrong range is a ServerError,
+    not a wrong limit)."""
+    need_program("nginx")
+    from manyget._bench._nginx import PrivateNginx
+    from manyget._bench._run import probe_ranges
+    from manyget._exceptions import ServerError
+
+    root = tmp_path / "www"
+    root.mkdir()
+    size = (1 << 20) + 5
+    (root / "big.bin").write_bytes(block_content(3, size))
+    with PrivateNginx(root, rate=32 << 20) as nginx:
+        url = f"{nginx.base_url}/limited/big.bin"
+        assert probe_ranges(url, size, 3, rounds=1) > 0
+        with pytest.raises(ServerError, match="came back as HTTP 206"):
+            probe_ranges(url, size + 4096, 3, rounds=1)  # the last range runs past the end

@@ -311,6 +311,33 @@ def test_automatic_mode_splits_the_rest_of_a_slow_stream(
     assert leftovers(tmp_path) == []
 
 
+def test_automatic_mode_splits_the_rest_of_a_slow_resumed_stream(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """A partial file of one stream (a run killed mid-file with --split 1) is resumed as
+    usual; the resumed stream is slow, so its rest is split too: exactly the bytes the
+    partial file lacks cross the wire, and the file is exact."""
+    size = 4 * MIB
+    url = f"{server.url}/faults/drip/{size}?interval=0.05&chunk=32768"
+    command = [sys.executable, "-m", "manyget", "get", "-q", "--split", "1", "-d", str(tmp_path)]
+    proc = subprocess.Popen([*command, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = tmp_path / f".{size}.part"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not part.exists() or part.stat().st_size < MIB):
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    kept = part.stat().st_size
+    assert MIB <= kept < size
+    result = fetched(url, tmp_path, size, engine=engine, retries=FAST, **AUTO)
+    first = result.history[0]
+    assert (first.kind, first.http_status) == (AttemptKind.SPLIT, 206)
+    assert result.received == size - kept
+    assert leftovers(tmp_path) == []
+
+
 def streams_once(server: Server, tmp_path: Path, size: int, **options: Any) -> None:
     """``size`` bytes from /bytes/ with ``options``: one request, exact, never split."""
     url = f"{server.url}/bytes/{size}"

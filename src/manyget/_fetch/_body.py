@@ -175,6 +175,9 @@ class Body:
             return False
         self.offset = opening.offset
         self._length = opening.length
+        if self._auto and status == 206 and self._resumed_splits():
+            self._streamed = time.monotonic()  # a resumed stream is judged the same way
+            self._look = self._streamed + LOOK_EVERY
         part = self._part
         folder = self._folder
         try:
@@ -214,6 +217,20 @@ class Body:
         if not validator:
             return False
         self._validator = validator
+        return True
+
+    def _resumed_splits(self) -> bool:
+        """Whether a resumed stream (a 206 to our If-Range) may have its rest split: its
+        length known and large, the version it matched known, not renamed."""
+        saved, length = self._saved, self._length
+        if self._split is None or saved is None or saved.validator is None:
+            return False
+        if self._rename is not None or length is None:
+            return False
+        most, least = self._split
+        if not splits(length - self.offset, most, least):
+            return False
+        self._validator = saved.validator
         return True
 
     def _local_error(self, exc: OSError) -> None:
