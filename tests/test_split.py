@@ -268,6 +268,140 @@ def test_mirrors_serve_pieces_too(
     assert result.received == size
 
 
+def test_the_rest_of_a_slow_piece_is_stolen(
+    server: Server, mirror: Server, engine: str, tmp_path: Path
+) -> None:
+    """The first URL streams at 6.5 MB/s, its mirror at 0.3 MB/s: once no piece is left
+    to hand out, a free connection takes the second half of the mirror's running piece
+    (and again while a piece has two of --min-split-size left), so the file does not wait
+    for the slow one. One transfer at a time (sequential) never leaves a piece to the
+    mirror, and pieces in other processes (the processes engine) are never cut: there
+    the file only has to be exact."""
+    size = 8 * MIB
+    fast = f"{server.url}/faults/drip/{size}?interval=0.01&chunk=65536"
+    slow = f"{mirror.url}/faults/drip/{size}?interval=0.05&chunk=16384"
+    result = fetched(
+        f"{fast}\t{slow}", tmp_path, size, engine=engine, retries=FAST, split=2,
+        min_split_size=128 * KIB,
+    )  # fmt: skip
+    pieces = size // piece_size(size, 2, 128 * KIB)
+    if engine in ("sequential", "processes"):
+        assert result.attempts == 1 + pieces
+    else:  # the first answer, one request a piece, and at least one taken over
+        assert result.attempts > 1 + pieces
+    assert leftovers(tmp_path) == []
+
+
+class CappedServer:
+    """One file, ``/f``, with ranges and an ETag, sent in 64 KiB steps 5 ms apart; a
+    request that would make more than ``cap`` at once is answered 503, as servers that
+    limit each client's connections do."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = served(size)
+        self.active = self.peak = self.refused = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with lock:
+                    busy = outer.active >= cap
+                    outer.refused += busy
+                    if not busy:
+                        outer.active += 1
+                        outer.peak = max(outer.peak, outer.active)
+                if busy:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    self._send()
+                except OSError:
+                    self.close_connection = True
+                finally:
+                    with lock:
+                        outer.active -= 1
+
+            def _send(self) -> None:
+                first, last = 0, size - 1
+                asked = self.headers.get("Range")
+                if asked:
+                    a, b = asked.removeprefix("bytes=").split("-")
+                    first, last = int(a), int(b) if b else size - 1
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(last + 1 - first))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", '"v1"')
+                self.end_headers()
+                for at in range(first, last + 1, 65536):
+                    self.wfile.write(body[at : min(last + 1, at + 65536)])
+                    time.sleep(0.005)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/f"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> CappedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def test_a_server_that_refuses_more_connections_gets_fewer(engine: str, tmp_path: Path) -> None:
+    """Four ranges asked, two connections allowed: a piece answered 503 while others of
+    its file run is not a failure (no retry spent, even with none allowed): the file
+    goes on with one connection fewer each time, and is exact."""
+    size = 4 * MIB
+    with CappedServer(size, cap=2) as srv:
+        report = manyget.download(
+            [srv.url], tmp_path, engine=engine, retries=ONCE, split=4, per_host=4,
+            min_split_size=256 * KIB,
+        )  # fmt: skip
+    (result,) = report.results
+    assert result.status is Status.OK, result.error
+    assert (tmp_path / "f").read_bytes() == served(size)
+    if engine != "sequential":  # (one transfer at a time never meets the cap)
+        assert srv.refused >= 1
+    assert srv.peak <= 2
+    assert leftovers(tmp_path) == []
+
+
+def test_a_running_piece_is_cut_at_about_its_middle(tmp_path: Path) -> None:
+    """steal: the running piece of the file with the most bytes left, cut on 64 KiB at
+    about its middle, when two pieces of ``least`` remain; only a look with take=False."""
+    from manyget._fetch._part import RUNNING, SplitFile
+
+    handle = SplitFile(f"{tmp_path}/", "f.bin")
+    handle.open("http://x/f.bin", 8 * MIB, '"v"')
+    try:
+        RUNNING[handle.inode] = {0: [MIB, 2 * MIB], 2 * MIB: [2 * MIB + 1, 8 * MIB]}
+        middle = 5 * MIB  # 2 MiB + 1 + (6 MiB - 1) // 2, on 64 KiB
+        assert handle.steal(MIB, take=False) == (2 * MIB, middle, 8 * MIB)
+        assert RUNNING[handle.inode][2 * MIB][1] == 8 * MIB  # only looked
+        assert handle.steal(MIB) == (2 * MIB, middle, 8 * MIB)
+        assert RUNNING[handle.inode][2 * MIB][1] == middle
+        assert handle.steal(2 * MIB) is None  # no piece has 4 MiB left now
+    finally:
+        RUNNING.pop(handle.inode, None)
+        handle.close()
+
+
 @pytest.mark.parametrize("route", ["dead", "another-version"])
 def test_a_mirror_that_fails_a_piece_is_left_out(
     server: Server, mirror: Server, engine: str, tmp_path: Path, route: str

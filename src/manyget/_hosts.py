@@ -49,6 +49,7 @@ _NOT_THE_SERVER = frozenset({AttemptKind.DISK, AttemptKind.LOCAL, AttemptKind.CA
 _DEFAULT_PAUSE = 1.0
 _INPUT_POLL = 0.02  # how soon to ask again when the input had no job ready
 _SPLIT, _FATAL, _LOCAL = AttemptKind.SPLIT, AttemptKind.FATAL, AttemptKind.LOCAL
+_LOAD = (429, 503)  # a piece refused for load while others run: fewer connections
 
 
 class SplitHandle(Protocol):
@@ -62,6 +63,7 @@ class SplitHandle(Protocol):
     def publish(self, sha256: str | None) -> str | None: ...
     def close(self) -> None: ...
     def drop(self) -> None: ...
+    def steal(self, least: int, *, take: bool = True) -> tuple[int, int, int] | None: ...
 
 
 class HostGate:
@@ -346,13 +348,25 @@ class Feeder:
         """The next range of a file fetched as ranges, if one may start: from the least
         busy of its sources whose host has a slot (its own, or one borrowed)."""
         for split in self._splits.values():
-            source = self._source(split) if split.wants() else None
-            if source is None:
+            if split.wants():
+                source = self._source(split)
+                if source is None:
+                    continue
+                url, host = source
+                start, end = split.take(url)
+            elif split.may_steal() and split.handle.steal(split.least, take=False):
+                source = self._source(split)  # the rest of the slowest running piece
+                stolen = None if source is None else split.handle.steal(split.least)
+                if source is None or stolen is None:
+                    continue
+                url, host = source
+                began, start, end = stolen
+                split.stolen(began, start)
+                split.took(url)
+            else:
                 continue
-            url, host = source
             job = split.job
             assert isinstance(job, Job)
-            start, end = split.take(url)
             span = (start, end, split.length, split.inode)
             return dataclasses.replace(
                 job, url=url, host=host, span=span, validator=split.validator
@@ -421,12 +435,18 @@ class Feeder:
         split = self._splits.get(job.index)
         if split is None or split.inode != span[3]:
             return None  # a piece still running when its file gave up the ranges
-        start, end = span[0], span[1]
+        start, end = span[0], split.end_of(span[0], span[1])  # (cut short: stolen from)
         kept = attempt.kept
         if kept:
             split.wrote(start, start + kept)
-        if attempt.complete or (kept and start + kept == end):
+        if attempt.complete or (kept and start + kept >= end):
             split.release(job.url)
+        elif (
+            attempt.http_status in _LOAD
+            and not split.stopped
+            and split.too_many(start + kept, end)
+        ):
+            split.release(job.url)  # the server limits connections: one fewer from now
         elif not split.stopped and split.refuse(job.url, start + kept, end):
             split.release(job.url)  # a mirror failed a piece: the others take it over
         elif attempt.kind is _SPLIT:
@@ -447,7 +467,7 @@ class Feeder:
                     split.failed = attempt
             else:
                 self._order += 1
-                again = dataclasses.replace(job, span=(start + kept, *span[1:]))
+                again = dataclasses.replace(job, span=(start + kept, end, *span[2:]))
                 heapq.heappush(self._due, (now + delay, self._order, again))
         if kept and not split.broken:
             self._record(split)
@@ -550,7 +570,8 @@ class Feeder:
             split = self._splits.get(job.index)
             if split is not None and split.inode == job.span[3]:
                 split.release(job.url)
-                split.pieces.appendleft(job.span[:2])  # handed out again
+                began = job.span[0]
+                split.pieces.appendleft((began, split.end_of(began, job.span[1])))  # again
             return
         tries = self._tries.pop(job.index, None)
         self.gate.done(job if tries is None else tries[2], None, now)
@@ -563,6 +584,7 @@ class Feeder:
             if split is None or split.inode != job.span[3]:
                 return
             split.wrote(job.span[0], job.span[0] + attempt.kept)
+            split.end_of(job.span[0], job.span[1])
             split.release(job.url)
             if not split.broken:
                 self._record(split)

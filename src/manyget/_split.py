@@ -20,7 +20,16 @@ to the usable source with the fewest pieces running (:meth:`Split.sources_by_loa
 asking with the same ``If-Range``, so a mirror holding another version answers a 200
 and is refused for this file (:meth:`Split.refuse`), as is one that fails at all: its
 piece goes back to the queue for the others. Only the source that gave the first answer
-can break the split.
+can break the split. A piece answered 429 or 503 while others of its file run means
+the server limits connections: the file goes on with one fewer (:meth:`Split.too_many`),
+and no retry is spent on it.
+
+Work stealing: when no piece is left to hand out and there is room for another
+connection, the feeder takes over the second half of the running piece with the most
+bytes left (:meth:`Split.may_steal`, :meth:`Split.stolen`; the cut itself is the
+splitter's, ``_part.SplitFile.steal``). The cut piece stops at the middle and is whole
+there (:meth:`Split.end_of`); a write of it past the middle before it saw the cut is
+harmless, the same bytes of the same version.
 
 Automatic mode (``--split auto``, the default: :data:`AUTO`) starts every file as one
 stream, since one connection is the fastest way to move a file when nothing caps it.
@@ -138,6 +147,7 @@ class Split:
     __slots__ = (
         "active",
         "broken",
+        "cut",
         "done",
         "failed",
         "handle",
@@ -145,6 +155,7 @@ class Split:
         "history",
         "inode",
         "job",
+        "least",
         "length",
         "most",
         "on",
@@ -177,6 +188,8 @@ class Split:
         self.done = merge(done)
         self.pieces = _cut(missing(length, self.done), piece_size(length, most, least))
         self.most = most
+        self.least = least
+        self.cut: dict[int, int] = {}  # running pieces cut short: where they now stop
         self.active = 0
         self.sources = list(sources)
         self.on: dict[str, int] = {}  # pieces running (or waiting to retry), by source URL
@@ -220,16 +233,45 @@ class Split:
         """Pieces running (or waiting to retry) on ``host``."""
         return sum(self.on.get(url, 0) for url, h in self.sources if h == host)
 
+    def may_steal(self) -> bool:
+        """Whether the rest of a running piece could be taken over now: nothing left to
+        hand out, room for one more connection."""
+        return not self.pieces and not self.stopped and self.active < self.most
+
     def take(self, url: str = "") -> tuple[int, int]:
         """The next piece to fetch (see :meth:`wants`), from source ``url``."""
+        self.took(url)
+        return self.pieces.popleft()
+
+    def took(self, url: str = "") -> None:
+        """A piece from ``url`` starts (a queued one, or the rest of a running one)."""
         self.active += 1
         self.on[url] = self.on.get(url, 0) + 1
-        return self.pieces.popleft()
+
+    def stolen(self, began: int, middle: int) -> None:
+        """The running piece that began at ``began`` now stops at ``middle``: another
+        connection fetches the rest (see ``_part.SplitFile.steal``)."""
+        self.cut[began] = middle
+
+    def end_of(self, began: int, end: int) -> int:
+        """Where the piece that began at ``began``, asked up to ``end``, stops (once)."""
+        return self.cut.pop(began, end)
 
     def release(self, url: str = "") -> None:
         """A piece from ``url`` stopped running, for good or to be handed out again."""
         self.active -= 1
         self.on[url] -= 1
+
+    def too_many(self, start: int, end: int) -> bool:
+        """A piece was refused for load (HTTP 429 or 503) while others of the file run:
+        the server limits connections. Fetch with one fewer from now on, and hand bytes
+        ``start`` to ``end`` out again; False when it ran alone (a real refusal then)."""
+        if self.active <= 1:
+            return False
+        self.most = max(1, self.active - 1)
+        if end > start:
+            self.pieces.appendleft((start, end))
+        return True
 
     def refuse(self, url: str, start: int, end: int) -> bool:
         """A piece from mirror ``url`` failed: ask it no more, and hand bytes ``start`` to

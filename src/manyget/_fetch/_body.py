@@ -13,7 +13,7 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
-from ._part import Busy, Folder, Part, open_piece
+from ._part import RUNNING, Busy, Folder, Part, open_piece
 from ._state import (
     BUSY,
     DISK,
@@ -409,6 +409,7 @@ class SpanBody:
         "_name",
         "_phase",
         "_prefix",
+        "_slot",
         "_start",
         "_validator",
         "_why",
@@ -430,6 +431,7 @@ class SpanBody:
         self._phase = IDLE
         self._local = ""
         self._why = ""
+        self._slot: list[int] | None = None  # [next byte, stop before]: see _part.RUNNING
         self.offset = self._start
         self.kept = 0
         self.started = False
@@ -462,12 +464,19 @@ class SpanBody:
             self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
             return False
         self._phase = OPEN
+        slot = self._slot = [self._start, self._end]
+        RUNNING.setdefault(self._inode, {})[self._start] = slot
         return True
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes | memoryview) -> bool:
         at = self._start + self.kept
-        if at + len(data) > self._end:
-            return False  # more than the range asked for: never past it
+        slot = self._slot
+        end = self._end if slot is None else slot[1]
+        stop = at + len(data) > end
+        if stop:
+            if end == self._end or at >= end:
+                return False  # more than the range asked for: never past it
+            data = memoryview(data)[: end - at]  # another connection took the rest
         try:
             written = os.pwrite(self._fd, data, at)
             while written < len(data):
@@ -477,12 +486,24 @@ class SpanBody:
             self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
             return False
         self.kept += len(data)
-        return True
+        if slot is not None:
+            slot[0] = at + len(data)
+        return not stop
 
-    def _close(self) -> None:
+    def _close(self) -> int:
+        """Close the piece's descriptor and leave the running pieces; where it stops."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        slot, self._slot = self._slot, None
+        if slot is None:
+            return self._end
+        pieces = RUNNING.get(self._inode)
+        if pieces is not None and pieces.get(self._start) is slot:
+            del pieces[self._start]
+            if not pieces:
+                RUNNING.pop(self._inode, None)
+        return slot[1]
 
     def finish(
         self,
@@ -492,7 +513,7 @@ class SpanBody:
         kind: AttemptKind = AttemptKind.OK,
         retry_after: float | None = None,
     ) -> Attempt:
-        self._close()
+        end = self._close()
         phase, got = self._phase, self.kept
         version = self.http_version
         if phase is SPLIT or (status == 416 and error is None):
@@ -507,7 +528,9 @@ class SpanBody:
                 http_status=status, http_version=version, kind=local, error=self._local,
                 received=got, kept=got,
             )  # fmt: skip
-        if phase is OPEN and error is None and self._start + got == self._end:
+        # Whole: every byte asked for, or up to where another connection took over.
+        cut = end < self._end
+        if phase is OPEN and (error is None or cut) and self._start + got >= end:
             return Attempt(
                 http_status=status, http_version=version, nbytes=got, received=got,
                 kept=got, complete=True,

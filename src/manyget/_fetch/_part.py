@@ -459,6 +459,15 @@ class Part:
             os.unlink(self.tmp)
 
 
+# Pieces running in this process, by the inode of their file, then by the byte they began
+# at: [the next byte to write, the byte to stop before]. A piece (``SpanBody``) keeps its
+# entry up to date; the feeder of the same process lowers the second number to take the
+# rest of a slow piece for another connection (:meth:`SplitFile.steal`). Pieces running in
+# other processes (the processes engine's workers) are not here, and are never cut.
+RUNNING: dict[int, dict[int, list[int]]] = {}
+_ALIGN = 1 << 16
+
+
 class SplitFile:
     """The partial file of a file fetched as ranges (see ``manyget._split``), held by the
     process that hands out its pieces: made sparse at its full length, locked for the
@@ -544,6 +553,27 @@ class SplitFile:
         with open(spare, "w", encoding="utf-8") as f:
             json.dump(record, f)
         os.replace(spare, self.meta)
+
+    def steal(self, least: int, *, take: bool = True) -> tuple[int, int, int] | None:
+        """Cut the running piece of this file with the most bytes left, when that is at
+        least twice ``least``, at about its middle (on 64 KiB): (the byte it began at,
+        where it now stops, where it stopped before); the rest is the caller's to fetch.
+        None when no piece is worth it; ``take=False`` only looks."""
+        best: tuple[int, list[int]] | None = None
+        most = 2 * least - 1
+        for began, slot in list(RUNNING.get(self.inode, {}).items()):
+            if slot[1] - slot[0] > most:
+                best, most = (began, slot), slot[1] - slot[0]
+        if best is None:
+            return None
+        began, slot = best
+        at, end = slot
+        middle = -(-(at + (end - at) // 2) // _ALIGN) * _ALIGN
+        if not at < middle < end:
+            return None
+        if take:  # the piece stops there; a write of it already past is harmless: both
+            slot[1] = middle  # write the same bytes of the same version (If-Range)
+        return began, middle, end
 
     def close(self) -> None:
         """Stop writing; the partial file and its sidecar stay for a later run."""
