@@ -390,15 +390,18 @@ def test_a_running_piece_is_cut_at_about_its_middle(tmp_path: Path) -> None:
     handle = SplitFile(f"{tmp_path}/", "f.bin")
     handle.open("http://x/f.bin", 8 * MIB, '"v"')
     try:
-        RUNNING[handle.inode] = {0: [MIB, 2 * MIB], 2 * MIB: [2 * MIB + 1, 8 * MIB]}
+        key = (handle.tmp, handle.inode)
+        RUNNING[key] = {0: [MIB, 2 * MIB], 2 * MIB: [2 * MIB + 1, 8 * MIB]}
+        RUNNING[("/elsewhere/.f.bin.part", handle.inode)] = {0: [0, 64 * MIB]}  # not ours
         middle = 5 * MIB  # 2 MiB + 1 + (6 MiB - 1) // 2, on 64 KiB
         assert handle.steal(MIB, take=False) == (2 * MIB, middle, 8 * MIB)
-        assert RUNNING[handle.inode][2 * MIB][1] == 8 * MIB  # only looked
+        assert RUNNING[key][2 * MIB][1] == 8 * MIB  # only looked
         assert handle.steal(MIB) == (2 * MIB, middle, 8 * MIB)
-        assert RUNNING[handle.inode][2 * MIB][1] == middle
+        assert RUNNING[key][2 * MIB][1] == middle
         assert handle.steal(2 * MIB) is None  # no piece has 4 MiB left now
     finally:
-        RUNNING.pop(handle.inode, None)
+        RUNNING.pop(key, None)
+        RUNNING.pop(("/elsewhere/.f.bin.part", handle.inode), None)
         handle.close()
 
 

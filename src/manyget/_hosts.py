@@ -439,7 +439,7 @@ class Feeder:
         kept = attempt.kept
         if kept:
             split.wrote(start, start + kept)
-        if attempt.complete or (kept and start + kept >= end):
+        if start + kept >= end:  # whole (a complete piece wrote every byte it owns)
             split.release(job.url)
         elif (
             attempt.http_status in _LOAD

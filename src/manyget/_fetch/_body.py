@@ -13,7 +13,7 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
-from ._part import RUNNING, Busy, Folder, Part, open_piece
+from ._part import RUNNING, Busy, Folder, Part, open_piece, piece_key
 from ._state import (
     BUSY,
     DISK,
@@ -465,7 +465,8 @@ class SpanBody:
             return False
         self._phase = OPEN
         slot = self._slot = [self._start, self._end]
-        RUNNING.setdefault(self._inode, {})[self._start] = slot
+        key = piece_key(self._prefix, self._name, self._inode)
+        RUNNING.setdefault(key, {})[self._start] = slot
         return True
 
     def write(self, data: bytes | memoryview) -> bool:
@@ -498,11 +499,12 @@ class SpanBody:
         slot, self._slot = self._slot, None
         if slot is None:
             return self._end
-        pieces = RUNNING.get(self._inode)
+        key = piece_key(self._prefix, self._name, self._inode)
+        pieces = RUNNING.get(key)
         if pieces is not None and pieces.get(self._start) is slot:
             del pieces[self._start]
             if not pieces:
-                RUNNING.pop(self._inode, None)
+                RUNNING.pop(key, None)
         return slot[1]
 
     def finish(

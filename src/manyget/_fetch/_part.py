@@ -459,12 +459,13 @@ class Part:
             os.unlink(self.tmp)
 
 
-# Pieces running in this process, by the inode of their file, then by the byte they began
-# at: [the next byte to write, the byte to stop before]. A piece (``SpanBody``) keeps its
+# Pieces running in this process, by their partial file (its path and inode: an inode
+# number alone may be another file system's), then by the byte they began at: [the next
+# byte to write, the byte to stop before]. A piece (``SpanBody``) keeps its
 # entry up to date; the feeder of the same process lowers the second number to take the
 # rest of a slow piece for another connection (:meth:`SplitFile.steal`). Pieces running in
 # other processes (the processes engine's workers) are not here, and are never cut.
-RUNNING: dict[int, dict[int, list[int]]] = {}
+RUNNING: dict[tuple[str, int], dict[int, list[int]]] = {}
 _ALIGN = 1 << 16
 
 
@@ -561,7 +562,7 @@ class SplitFile:
         None when no piece is worth it; ``take=False`` only looks."""
         best: tuple[int, list[int]] | None = None
         most = 2 * least - 1
-        for began, slot in list(RUNNING.get(self.inode, {}).items()):
+        for began, slot in list(RUNNING.get((self.tmp, self.inode), {}).items()):
             if slot[1] - slot[0] > most:
                 best, most = (began, slot), slot[1] - slot[0]
         if best is None:
@@ -611,6 +612,11 @@ def split_files(settings: Settings) -> tuple[int, int, Callable[[Job], SplitFile
 
     most = most_ranges(settings.split)
     return most, settings.min_split_size, lambda job: SplitFile(prefix, job.name)
+
+
+def piece_key(prefix: str, name: str, inode: int) -> tuple[str, int]:
+    """The key of a split file's pieces in :data:`RUNNING`."""
+    return f"{prefix}.{name}.part", inode
 
 
 def open_piece(prefix: str, name: str, inode: int) -> int:
