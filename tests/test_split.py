@@ -307,6 +307,7 @@ class CappedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            counted = False  # this answer counts against the cap
 
             def do_GET(self) -> None:
                 with lock:
@@ -320,11 +321,19 @@ class CappedServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                self.counted = True
                 try:
                     self._send()
                 except OSError:
                     self.close_connection = True
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                """No longer counted: before the last bytes go out, so a client that has
+                them all never finds this answer still counted (a lone piece refused)."""
+                if self.counted:
+                    self.counted = False
                     with lock:
                         outer.active -= 1
 
@@ -343,8 +352,11 @@ class CappedServer:
                 self.send_header("ETag", '"v1"')
                 self.end_headers()
                 for at in range(first, last + 1, 65536):
+                    if at + 65536 > last:
+                        self._leave()
+                    else:
+                        time.sleep(0.005)
                     self.wfile.write(body[at : min(last + 1, at + 65536)])
-                    time.sleep(0.005)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
