@@ -401,8 +401,12 @@ def test_a_running_piece_is_cut_at_about_its_middle(tmp_path: Path) -> None:
 
     handle = SplitFile(f"{tmp_path}/", "f.bin")
     handle.open("http://x/f.bin", 8 * MIB, '"v"')
+    key = (handle.tmp, handle.inode)
+    RUNNING[key] = {0: [0, 8 * MIB]}  # left by an earlier run, say: opening forgets it
+    handle.close()
+    handle.open("http://x/f.bin", 8 * MIB, '"v"')
     try:
-        key = (handle.tmp, handle.inode)
+        assert key not in RUNNING
         RUNNING[key] = {0: [MIB, 2 * MIB], 2 * MIB: [2 * MIB + 1, 8 * MIB]}
         RUNNING[("/elsewhere/.f.bin.part", handle.inode)] = {0: [0, 64 * MIB]}  # not ours
         middle = 5 * MIB  # 2 MiB + 1 + (6 MiB - 1) // 2, on 64 KiB

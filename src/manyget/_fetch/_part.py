@@ -533,6 +533,9 @@ class SplitFile:
             raise
         self._fd = fd
         self.inode = os.fstat(fd).st_ino
+        # No piece of this run has started, and no other run can write it while we hold
+        # the lock: an entry of this file left in RUNNING is stale, never to be cut.
+        RUNNING.pop((self.tmp, self.inode), None)
         self._finalizer = weakref.finalize(self, os.close, fd)
         self._record = (url, length, validator)
         self.record(done)
