@@ -131,8 +131,10 @@ class Journal:
         """``dest``: a local folder, or an object store's URL (``s3://bucket/prefix``),
         whose files' paths are then its objects' URLs."""
         self.path = path
+        from ._store import is_url
+
         text = os.fspath(dest)
-        if "://" in text:  # an object store: results name objects, below the URL
+        if is_url(text):  # an object store: results name objects, below the URL
             self._dest, separator, self._prefix = text, "/", f"{text}/"
         else:
             self._dest, separator = os.path.abspath(text), os.sep

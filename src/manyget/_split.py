@@ -55,6 +55,7 @@ __all__ = [
     "SLOW",
     "Split",
     "merge",
+    "middle",
     "missing",
     "most_ranges",
     "piece_size",
@@ -96,6 +97,13 @@ def piece_size(length: int, most: int, least: int) -> int:
     size = -(-length // (4 * most))
     size = -(-size // _ALIGN) * _ALIGN
     return max(least, size)
+
+
+def middle(at: int, end: int) -> int | None:
+    """Where to cut a running piece at byte ``at`` of ``[.., end)`` so another connection
+    takes the rest: about halfway, on 64 KiB; None when no such byte is left."""
+    cut = -(-(at + (end - at) // 2) // _ALIGN) * _ALIGN
+    return cut if at < cut < end else None
 
 
 def merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -145,8 +145,7 @@ class Body:
                 self._rename = wanted
         if status == 200 and self._split is not None and self._splits(length, field):
             if self._auto:  # stream it, and judge the stream as it goes
-                self._streamed = time.monotonic()
-                self._look = self._streamed + LOOK_EVERY
+                self._judge()
             else:
                 self._phase = SPLIT
                 self._length = length
@@ -176,8 +175,7 @@ class Body:
         self.offset = opening.offset
         self._length = opening.length
         if self._auto and status == 206 and self._resumed_splits():
-            self._streamed = time.monotonic()  # a resumed stream is judged the same way
-            self._look = self._streamed + LOOK_EVERY
+            self._judge()  # a resumed stream is judged the same way
         part = self._part
         folder = self._folder
         try:
@@ -218,6 +216,11 @@ class Body:
             return False
         self._validator = validator
         return True
+
+    def _judge(self) -> None:
+        """Automatic split: the stream begins now; judge it every ``LOOK_EVERY`` s."""
+        self._streamed = time.monotonic()
+        self._look = self._streamed + LOOK_EVERY
 
     def _resumed_splits(self) -> bool:
         """Whether a resumed stream (a 206 to our If-Range) may have its rest split: its

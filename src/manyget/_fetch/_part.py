@@ -23,6 +23,7 @@ from collections.abc import Callable
 from .._jobs import Job, url_tag, with_suffix
 from .._policy import Saved, Settings
 from .._results import Result, Status
+from .._split import middle, most_ranges
 
 __all__ = ["Busy", "Folder", "Part", "SplitFile", "preflight", "sha256_of", "split_files"]
 
@@ -466,7 +467,6 @@ class Part:
 # rest of a slow piece for another connection (:meth:`SplitFile.steal`). Pieces running in
 # other processes (the processes engine's workers) are not here, and are never cut.
 RUNNING: dict[tuple[str, int], dict[int, list[int]]] = {}
-_ALIGN = 1 << 16
 
 
 class SplitFile:
@@ -572,12 +572,12 @@ class SplitFile:
             return None
         began, slot = best
         at, end = slot
-        middle = -(-(at + (end - at) // 2) // _ALIGN) * _ALIGN
-        if not at < middle < end:
+        cut = middle(at, end)
+        if cut is None:
             return None
         if take:  # the piece stops there; a write of it already past is harmless: both
-            slot[1] = middle  # write the same bytes of the same version (If-Range)
-        return began, middle, end
+            slot[1] = cut  # write the same bytes of the same version (If-Range)
+        return began, cut, end
 
     def close(self) -> None:
         """Stop writing; the partial file and its sidecar stay for a later run."""
@@ -611,8 +611,6 @@ def split_files(settings: Settings) -> tuple[int, int, Callable[[Job], SplitFile
     """How a run's feeder splits large files: at most how many ranges at once, pieces at
     least how large, and the partial file of a job (see ``Feeder.split_with``)."""
     prefix = os.path.join(settings.dest, "")
-    from .._split import most_ranges
-
     most = most_ranges(settings.split)
     return most, settings.min_split_size, lambda job: SplitFile(prefix, job.name)
 
