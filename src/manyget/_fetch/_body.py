@@ -13,7 +13,7 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
-from ._part import RUNNING, Busy, Folder, Part, open_piece, piece_key
+from ._part import RUNNING, Busy, Folder, Held, Part, open_piece, piece_key
 from ._state import (
     BUSY,
     DISK,
@@ -288,6 +288,12 @@ class Body:
         retry_after: float | None = None,
     ) -> Attempt:
         """End the attempt; ``error`` and ``kind`` describe a transport failure."""
+        if self._phase is OPEN:
+            try:
+                self._part.flush()  # the bytes held in memory, first
+            except OSError as exc:
+                self._local_error(exc)
+                self._left = self._part.keep(self._memo())
         phase = self._phase
         end = on_end(phase, status, error is not None)
         if end is _PUBLISH:
@@ -406,6 +412,7 @@ class SpanBody:
     __slots__ = (
         "_end",
         "_fd",
+        "_held",
         "_inode",
         "_length",
         "_local",
@@ -436,7 +443,8 @@ class SpanBody:
         self._why = ""
         self._slot: list[int] | None = None  # [next byte, stop before]: see _part.RUNNING
         self.offset = self._start
-        self.kept = 0
+        self.kept = 0  # bytes on disk, from start
+        self._held = Held()  # and after them, bytes not yet written
         self.started = False
         self.http_version: str | None = None
 
@@ -473,7 +481,8 @@ class SpanBody:
         return True
 
     def write(self, data: bytes | memoryview) -> bool:
-        at = self._start + self.kept
+        held = self._held
+        at = self._start + self.kept + held.size
         slot = self._slot
         end = self._end if slot is None else slot[1]
         stop = at + len(data) > end
@@ -481,22 +490,28 @@ class SpanBody:
             if end == self._end or at >= end:
                 return False  # more than the range asked for: never past it
             data = memoryview(data)[: end - at]  # another connection took the rest
+        if slot is not None:
+            slot[0] = at + len(data)
+        if held.add(data) or stop:
+            return self._flush() and not stop
+        return True
+
+    def _flush(self) -> bool:
+        """Write the bytes held at their place; False after a local error."""
         try:
-            written = os.pwrite(self._fd, data, at)
-            while written < len(data):
-                written += os.pwrite(self._fd, memoryview(data)[written:], at + written)
+            self.kept += self._held.write(self._fd, self._start + self.kept)
         except OSError as exc:
             self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
             self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
             return False
-        self.kept += len(data)
-        if slot is not None:
-            slot[0] = at + len(data)
-        return not stop
+        return True
 
     def _close(self) -> int:
-        """Close the piece's descriptor and leave the running pieces; where it stops."""
+        """Write what is held, close the piece's descriptor and leave the running
+        pieces; where it stops."""
         if self._fd >= 0:
+            if self._phase is OPEN:
+                self._flush()
             os.close(self._fd)
             self._fd = -1
         slot, self._slot = self._slot, None
