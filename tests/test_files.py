@@ -18,6 +18,7 @@ import manyget
 from manyget import Status
 from manyget._fetch import _part
 from manyget._options import configure
+from manyget._policy import Saved
 from manyget._server import Server
 from manyget._server._resources import bytes_chunks
 from manyget._session import _for_run
@@ -249,3 +250,42 @@ def test_dir_from_aria2c_and_json_lists(server: Server, tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
     assert (dest / "from-aria2c" / "one.bin").read_bytes() == served(1000)
     assert (dest / "from-json" / "2000").read_bytes() == served(2000)
+
+
+def test_chunks_are_written_together_and_all_reach_the_disk(tmp_path: Path) -> None:
+    """libcurl's 16 KiB chunks go out in one writev per 256 KiB or 16 chunks (a slow
+    stream's small chunks reach the disk often); keeping the file writes what is held."""
+    part = _part.Part(f"{tmp_path}/", "f")
+    part.open(0)
+    sent = [bytes([i % 251]) * (1 + (i * 37) % 3000) for i in range(15)]
+    for chunk in sent:
+        part.write(chunk)
+    assert os.fstat(part.fd).st_size == 0  # 15 small chunks: still held
+    part.write(b"x")
+    assert os.fstat(part.fd).st_size == sum(map(len, sent)) + 1  # the 16th: written
+    big = os.urandom(16 << 10)
+    for _ in range(15):
+        part.write(big)
+    assert os.fstat(part.fd).st_size == sum(map(len, sent)) + 1  # 240 KiB held
+    tail = [os.urandom(n) for n in (5, 16 << 10, 77)]
+    for chunk in tail:
+        part.write(chunk)
+    kept = part.keep(Saved("http://x/f", '"v1"', None, None))
+    expected = b"".join([*sent, b"x", *([big] * 15), *tail])
+    assert kept == len(expected)
+    assert (tmp_path / ".f.part").read_bytes() == expected
+
+
+def test_a_published_file_holds_every_byte_written(tmp_path: Path) -> None:
+    """Publishing (here a file with no name, linked when complete) writes what is held."""
+    folder = _part.Folder(f"{tmp_path}/")
+    part = _part.Part(f"{tmp_path}/", "g", folder)
+    if not part.open_unnamed(folder):
+        part.open(0)
+    data = os.urandom(50_000)
+    for at in range(0, len(data), 7_000):
+        part.write(data[at : at + 7_000])
+    part.publish()
+    folder.close()
+    assert (tmp_path / "g").read_bytes() == data
+    assert os.listdir(tmp_path) == ["g"]
