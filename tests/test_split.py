@@ -275,8 +275,8 @@ def test_the_rest_of_a_slow_piece_is_stolen(
     to hand out, a free connection takes the second half of the mirror's running piece
     (and again while a piece has two of --min-split-size left), so the file does not wait
     for the slow one. One transfer at a time (sequential) never leaves a piece to the
-    mirror, and pieces in other processes (the processes engine) are never cut: there
-    the file only has to be exact."""
+    mirror: there the file only has to be exact. The processes engine's pieces run in
+    its workers, and are cut from the parent's copy of where they are."""
     size = 8 * MIB
     fast = f"{server.url}/faults/drip/{size}?interval=0.01&chunk=65536"
     slow = f"{mirror.url}/faults/drip/{size}?interval=0.05&chunk=16384"
@@ -285,7 +285,7 @@ def test_the_rest_of_a_slow_piece_is_stolen(
         min_split_size=128 * KIB,
     )  # fmt: skip
     pieces = size // piece_size(size, 2, 128 * KIB)
-    if engine in ("sequential", "processes"):
+    if engine == "sequential":
         assert result.attempts == 1 + pieces
     else:  # the first answer, one request a piece, and at least one taken over
         assert result.attempts > 1 + pieces
@@ -418,6 +418,44 @@ def test_a_running_piece_is_cut_at_about_its_middle(tmp_path: Path) -> None:
     finally:
         RUNNING.pop(key, None)
         RUNNING.pop(("/elsewhere/.f.bin.part", handle.inode), None)
+        handle.close()
+
+
+def test_another_processs_pieces_are_cut_through_their_copies(tmp_path: Path) -> None:
+    """The processes engine: a worker's running pieces are copied into the parent's
+    RUNNING (Mirror.update), cut there by steal like its own, the cut goes back to the
+    worker (Mirror.cuts, then cut_rows there), and a report that has not seen the cut
+    yet does not undo it; ended pieces and a worker's empty report leave nothing."""
+    from manyget._fetch._part import RUNNING, Mirror, SplitFile, cut_rows, running_rows
+
+    handle = SplitFile(f"{tmp_path}/", "f.bin")
+    handle.open("http://x/f.bin", 8 * MIB, '"v"')
+    key = (handle.tmp, handle.inode)
+    mirror = Mirror()
+    try:
+        mirror.update(1, [(handle.tmp, handle.inode, 0, MIB, 8 * MIB)])
+        assert mirror.cuts() == {}
+        cut = 4 * MIB + 512 * KIB  # 1 MiB + 7 MiB / 2
+        assert handle.steal(MIB) == (0, cut, 8 * MIB)
+        assert mirror.cuts() == {1: [(handle.tmp, handle.inode, 0, cut)]}
+        assert mirror.cuts() == {}  # told once
+        mirror.update(1, [(handle.tmp, handle.inode, 0, 2 * MIB, 8 * MIB)])  # not seen yet
+        assert RUNNING[key][0] == [2 * MIB, cut, cut]
+        assert mirror.cuts() == {}
+        # In the worker: its own entry, the cut applied, then reported.
+        worker_slot = [2 * MIB, 8 * MIB]
+        RUNNING[key][0] = worker_slot
+        cut_rows([(handle.tmp, handle.inode, 0, cut)])
+        assert worker_slot == [2 * MIB, cut]
+        assert (handle.tmp, handle.inode, 0, 2 * MIB, cut) in running_rows()
+        mirror.update(1, [])  # the worker's pieces ended
+        assert key not in RUNNING or 0 not in RUNNING[key] or RUNNING[key][0] is worker_slot
+        RUNNING.pop(key, None)
+        mirror.update(2, [(handle.tmp, handle.inode, 0, 0, 8 * MIB)])
+        mirror.forget(2, handle.tmp, handle.inode, 0)
+        assert key not in RUNNING
+    finally:
+        RUNNING.pop(key, None)
         handle.close()
 
 

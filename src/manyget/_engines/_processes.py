@@ -14,6 +14,13 @@ flat and a slow worker does not hold up the others. Jobs and attempts travel in 
 a queue's per-message cost (pickling, a feeder thread, a pipe write, a lock) is paid once
 per turn rather than once per file. The parent remembers which jobs each worker holds:
 when a worker dies, their attempts fail and a new worker takes its place.
+
+Pieces of split files: each worker reports where its running pieces are with its
+progress (every ``_POLL`` seconds), and the parent keeps copies of them
+(``_part.Mirror``) where its feeder looks for a slow piece to take the rest of; a cut
+made there goes to the worker in its inbox, and its piece stops at that byte. Positions
+are up to two polls old, so a cut may land behind where the piece is: the bytes between
+are then fetched twice, the same bytes of the same version (``If-Range``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._fetch import BIG_BODY, add_cookie_lines, cookie_lines, inflight_for, preflight
+from .._fetch._part import Mirror, cut_rows, piece_key, running_rows
 from .._hosts import Feeder
 from .._jobs import Job
 from .._policy import Settings
@@ -104,6 +112,18 @@ def _worker(
     checked = time.monotonic()
     inflight = inflight_for(settings)
     reported = False  # the parent holds a progress report of ours
+    told = False  # the parent holds a list of our running pieces
+
+    def take(item: Any) -> bool:
+        """Take one message from the inbox; False once it is closed."""
+        if item is None:
+            return False
+        if isinstance(item, tuple):  # ("cut", ...): pieces the parent cut short
+            cut_rows(item[1])
+        else:
+            pending.extend(item)
+        return True
+
     try:
         while not closed or loop.busy or pending:
             now = time.monotonic()
@@ -111,10 +131,16 @@ def _worker(
                 checked = now
                 if not _parent_alive(parent):
                     return
+                while not closed:  # cuts wait here while every transfer is busy
+                    try:
+                        closed = not take(inbox.get_nowait())
+                    except queue.Empty:
+                        break
                 rows = inflight.snapshot(BIG_BODY)  # byte progress of big bodies only
-                if rows or reported:
-                    outbox.put((wid, [], {"progress": rows}))
-                    reported = bool(rows)
+                pieces = running_rows()
+                if rows or reported or pieces or told:
+                    outbox.put((wid, [], {"progress": rows, "pieces": pieces}))
+                    reported, told = bool(rows), bool(pieces)
             while loop.free and (pending or not closed):
                 if not pending:
                     try:
@@ -122,10 +148,11 @@ def _worker(
                         batch = inbox.get(block=not loop.busy, timeout=_POLL)
                     except queue.Empty:
                         break
-                    if batch is None:
+                    if not take(batch):
                         closed = True
                         break
-                    pending.extend(batch)
+                    if not pending:
+                        continue
                 loop.start(pending.popleft())
             if closed and not loop.busy and not pending:
                 break  # done: nothing runs, nothing more will come
@@ -172,6 +199,7 @@ class _Pool:
             )
         self._settings = settings
         self._capacity = math.ceil(concurrency / nworkers)
+        self._mirror = Mirror()  # the workers' running pieces, for the feeder to cut
         self._outbox: Any = self._ctx.Queue()
         self._batches: dict[int, list[Job]] = {}
         self.slots: list[_Slot] = []
@@ -201,6 +229,8 @@ class _Pool:
         for wid, jobs in self._batches.items():  # one message per worker per turn
             self.slots[wid].inbox.put(jobs)
         self._batches.clear()
+        for wid, cuts in self._mirror.cuts().items():
+            self.slots[wid].inbox.put(("cut", cuts))
         try:
             wid, done, extra = self._outbox.get(timeout=min(timeout, _POLL))
         except queue.Empty:
@@ -208,7 +238,12 @@ class _Pool:
         if extra:
             self._note(wid, extra)
         held = self.slots[wid].held
-        return [(held.pop(index), attempt) for index, attempt in done]
+        ended = [(held.pop(index), attempt) for index, attempt in done]
+        for job, _ in ended:
+            if job.span is not None:  # ended there: no longer to be cut
+                tmp, inode = piece_key(self._prefix, job.name, job.span[3])
+                self._mirror.forget(wid, tmp, inode, job.span[0])
+        return ended
 
     def _replace_dead(self) -> Iterator[tuple[Job, Attempt]]:
         for wid, slot in enumerate(self.slots):
@@ -216,6 +251,7 @@ class _Pool:
             if code is None or not slot.held:
                 continue
             lost = list(slot.held.values())
+            self._mirror.update(wid, [])  # its pieces are gone with it
             self.slots[wid] = self._spawn(wid)
             error = ChildProcessError(f"worker process exited ({code})")
             for job in lost:
@@ -243,6 +279,8 @@ class _Pool:
             if all(slot.process.exitcode is not None for slot in self.slots):
                 late.extend(self._collect(0.0))
                 break
+        for wid in range(len(self.slots)):
+            self._mirror.update(wid, [])  # nothing of theirs runs any more
         for slot in self.slots:
             slot.process.join(timeout=0.1)
             if slot.process.exitcode is None:
@@ -259,6 +297,8 @@ class _Pool:
             add_cookie_lines(self._run_settings, extra["cookies"])
         if "progress" in extra:
             inflight_for(self._run_settings).remote[wid] = extra["progress"]
+        if "pieces" in extra:
+            self._mirror.update(wid, extra["pieces"])
 
     def _collect(self, timeout: float) -> Iterator[tuple[Job, Attempt]]:
         """Attempts waiting in the outbox, for jobs the parent still holds."""

@@ -542,9 +542,73 @@ class Part:
 # number alone may be another file system's), then by the byte they began at: [the next
 # byte to write, the byte to stop before]. A piece (``SpanBody``) keeps its
 # entry up to date; the feeder of the same process lowers the second number to take the
-# rest of a slow piece for another connection (:meth:`SplitFile.steal`). Pieces running in
-# other processes (the processes engine's workers) are not here, and are never cut.
+# rest of a slow piece for another connection (:meth:`SplitFile.steal`). The processes
+# engine's parent holds copies of its workers' entries (:class:`Mirror`): a cut made in
+# a copy travels to the worker, whose piece stops there.
 RUNNING: dict[tuple[str, int], dict[int, list[int]]] = {}
+
+Row = tuple[str, int, int, int, int]  # a running piece: path, inode, began, next byte, end
+
+
+def running_rows() -> list[Row]:
+    """The pieces running in this process, for another process's :class:`Mirror`."""
+    return [
+        (tmp, inode, began, slot[0], slot[1])
+        for (tmp, inode), pieces in list(RUNNING.items())
+        for began, slot in list(pieces.items())
+    ]
+
+
+def cut_rows(cuts: list[tuple[str, int, int, int]]) -> None:
+    """Stop the pieces running here at the ends another process chose (path, inode, the
+    byte each began at, where it now stops)."""
+    for tmp, inode, began, end in cuts:
+        slot = RUNNING.get((tmp, inode), {}).get(began)
+        if slot is not None and end < slot[1]:
+            slot[1] = end
+
+
+class Mirror:
+    """Copies of other processes' running pieces in this process's :data:`RUNNING`, so
+    the feeder here can cut them like its own; :meth:`cuts` says which ends it lowered,
+    for their processes."""
+
+    def __init__(self) -> None:
+        # (process, path, inode, began) -> [next byte, end, the end the process knows]
+        self._slots: dict[tuple[int, str, int, int], list[int]] = {}
+
+    def update(self, source: int, rows: list[Row]) -> None:
+        """``source``'s pieces running now (the whole list: the others ended)."""
+        seen = set()
+        for tmp, inode, began, at, end in rows:
+            key = (source, tmp, inode, began)
+            seen.add(key)
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = [at, end, end]
+                RUNNING.setdefault((tmp, inode), {})[began] = slot
+            else:  # a cut not yet seen there stays
+                slot[0], slot[1], slot[2] = at, min(slot[1], end), min(slot[2], end)
+        for key in [k for k in self._slots if k[0] == source and k not in seen]:
+            self.forget(*key)
+
+    def forget(self, source: int, tmp: str, inode: int, began: int) -> None:
+        """A piece of ``source`` ended: it is no longer there to cut."""
+        slot = self._slots.pop((source, tmp, inode, began), None)
+        pieces = RUNNING.get((tmp, inode))
+        if slot is not None and pieces is not None and pieces.get(began) is slot:
+            del pieces[began]
+            if not pieces:
+                RUNNING.pop((tmp, inode), None)
+
+    def cuts(self) -> dict[int, list[tuple[str, int, int, int]]]:
+        """The ends lowered here since last asked, by process."""
+        out: dict[int, list[tuple[str, int, int, int]]] = {}
+        for (source, tmp, inode, began), slot in self._slots.items():
+            if slot[1] < slot[2]:
+                slot[2] = slot[1]
+                out.setdefault(source, []).append((tmp, inode, began, slot[1]))
+        return out
 
 
 class SplitFile:
@@ -649,7 +713,7 @@ class SplitFile:
         if best is None:
             return None
         began, slot = best
-        at, end = slot
+        at, end = slot[0], slot[1]
         cut = middle(at, end)
         if cut is None:
             return None
