@@ -439,16 +439,92 @@ def test_generic_store_discards_a_failed_upload(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- faces
 
 
-def test_async_api_refuses_an_object_store(tmp_path: Path) -> None:
-    """The async API says it does not upload, rather than writing somewhere else."""
+def test_s3_async_api_uploads_without_blocking_the_loop(
+    server: Server, s3: Any, moto: str, monkeypatch: pytest.MonkeyPatch, staging_root: Path
+) -> None:
+    """adownload into S3 with uploads slower than downloads (40 files, room for 16 in
+    the upload pool): every object whole, every result naming it, and a 50 ms ticker on
+    the same loop keeps ticking while the store is opened and listed, the pool is full
+    and the last uploads are waited for."""
+    import asyncio
+    import itertools
+
+    host, port = moto.removeprefix("http://").split(":")
+    proxy = CutProxy((host, int(port)), 1 << 30, delay=0.2)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{proxy.port}")
+    dest = f"s3://{s3.bucket}/async"
+    urls = [f"{server.url}/bytes/{n}" for n in range(9000, 9040)]
+
+    async def main() -> tuple[manyget.Report, list[float]]:
+        stop, ticks = asyncio.Event(), [time.monotonic()]
+
+        async def tick() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+                ticks.append(time.monotonic())
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await manyget.adownload(urls, dest, concurrency=16), ticks
+        finally:
+            stop.set()
+            await ticker
+
+    try:
+        report, ticks = asyncio.run(main())
+    finally:
+        proxy.close()
+    assert report.counts == {Status.OK: 40}, report.summary()
+    assert sorted(str(r.path) for r in report.results) == [
+        f"{dest}/{n}" for n in range(9000, 9040)
+    ]
+    stored = objects(s3, f"{s3.bucket}/async")
+    assert {name: sha(data) for name, data in stored.items()} == {
+        str(n): sha(body(n)) for n in range(9000, 9040)
+    }
+    assert ticks[-1] - ticks[0] > 0.4  # uploads took their time
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25
+    assert list(staging_root.glob("manyget-staging-*")) == []
+
+
+def test_memory_async_downloader_names_objects_and_skips_stored_ones(
+    server: Server, mem: str, tmp_path: Path
+) -> None:
+    """AsyncDownloader into a store: results name objects; a second session skips them
+    (listed once, no request); an unusable store fails every fetch, then aclose."""
     import asyncio
 
-    async def run() -> None:
-        async for _ in manyget.aiter_download(["http://127.0.0.1:9/x"], "memory://x"):
-            pass
+    dest = f"memory:/{mem}"
+    urls = [f"{server.url}/bytes/{n}" for n in (9100, 9101, 9102)]
 
-    with pytest.raises(manyget.UsageError, match="async API does not upload"):
-        asyncio.run(run())
+    async def fetch_all() -> list[manyget.Result]:
+        async with manyget.AsyncDownloader(dest) as d:
+            return list(await asyncio.gather(*(d.fetch(u) for u in urls)))
+
+    first = asyncio.run(fetch_all())
+    assert [r.path for r in first] == [f"{dest}/{n}" for n in (9100, 9101, 9102)]
+    assert memory_fs().cat_file(f"{mem}/9101") == body(9101)
+    again = asyncio.run(fetch_all())
+    assert [r.status for r in again] == [Status.SKIPPED] * 3
+    assert [r.path for r in again] == [r.path for r in first]
+
+    async def unusable() -> None:
+        d = manyget.AsyncDownloader(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/p")
+        with pytest.raises(manyget.DestinationError):
+            await d.fetch(urls[0])
+        with pytest.raises(manyget.DestinationError):
+            await d.aclose()
+
+    need_module("s3fs")
+    with socket.socket() as closed:  # an endpoint where nothing listens
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        asyncio.run(unusable())
 
 
 def test_import_loads_no_store_client() -> None:

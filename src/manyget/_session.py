@@ -33,7 +33,16 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Sized,
+)
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
@@ -126,7 +135,13 @@ def _open_dest(dest: str | os.PathLike[str], options: Options) -> tuple[Path, St
     from ._store import open_store
 
     store = open_store(text, options.get("staging"), options.get("storage_options"))
-    if store.staging is None:  # each run makes its own private folder
+    return _staging(store.staging, options), store
+
+
+def _staging(staging: str | os.PathLike[str] | None, options: Options) -> Path:
+    """The local folder of a run into an object store: ``staging``, or when there is
+    none, the temporary files' folder (each run makes its own private folder there)."""
+    if staging is None:
         if options.get("journal") is True:  # DEST/.manyget-journal.sqlite: not in a store
             raise UsageError(
                 "--journal needs a FILE with an object-store destination "
@@ -134,8 +149,8 @@ def _open_dest(dest: str | os.PathLike[str], options: Options) -> tuple[Path, St
             )
         import tempfile
 
-        return Path(tempfile.gettempdir()), store
-    return prepare_dest(store.staging), store
+        return Path(tempfile.gettempdir())
+    return prepare_dest(os.fspath(staging))
 
 
 def _observers(progress: ProgressArg) -> list[Observer]:
@@ -721,18 +736,34 @@ def download(
 # --------------------------------------------------------------------------- async
 
 
-def _async_config(dest: str | os.PathLike[str], options: Options) -> Config:
+def _async_config(dest: str | os.PathLike[str], options: Options) -> tuple[Config, str | None]:
+    """The run's config, and the object store's URL when ``dest`` is one: the store is
+    opened later, on a thread (:func:`_astage`), as fsspec's import and the listing block."""
     from ._store import is_url
 
-    if is_url(dest):
-        raise UsageError(
-            "the async API does not upload to object stores yet: use download(), "
-            "iter_download() or Downloader for an s3:// (fsspec URL) destination"
-        )
     engine = options.get("engine")
     if engine not in (None, "asyncio") or options.get("executor") is not None:
         raise UsageError("the async API runs the asyncio engine on your loop; leave out engine=")
-    return configure(_open_dest(dest, options)[0], {**options, "engine": "asyncio"})
+    text = os.fspath(dest)
+    if is_url(text):
+        folder = _staging(options.get("staging"), options)
+        return configure(folder, {**options, "engine": "asyncio"}), text
+    return configure(_open_dest(dest, options)[0], {**options, "engine": "asyncio"}), None
+
+
+async def _astage(config: Config, url: str, options: Options) -> tuple[Config, Stage]:
+    """Open the object store at ``url`` and the run's stage on a thread; the config for
+    the run."""
+    import asyncio
+
+    from ._store import Stage, open_store
+
+    def opened() -> Stage:
+        store = open_store(url, options.get("staging"), options.get("storage_options"))
+        return Stage(store, config.settings)  # lists the store: before any request
+
+    stage = await asyncio.to_thread(opened)
+    return stage.configure(config), stage
 
 
 async def aiter_download(
@@ -747,21 +778,29 @@ async def aiter_download(
     await _load_async_engine()
     from ._engines._asyncio import AsyncLoop, adrive
 
-    config = _for_run(_async_config(dest, options))
+    config, url = _async_config(dest, options)
+    stage = None
+    if url is None:
+        config = _for_run(config)
+    else:
+        config, stage = await _astage(config, url, options)
     journal = _open_journal(config)
     lines = _lines(urls, 2 * config.limits.concurrency)
-    feeder = _feeder(config, plan_lines(lines), None, journal)
+    jobs = plan_lines(lines)
+    feeder = _feeder(config, jobs if stage is None else stage.mark(jobs), None, journal)
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
     run = _Run(_observers(progress), total, tally, config.settings, journal)
+    driving = adrive(feeder, runner)
+    batches = driving if stage is None else stage.astream(driving)
     try:
-        async for batch in adrive(feeder, runner):
+        async for batch in batches:
             for job, result in batch:
                 run.result(result, job)
                 yield result
                 _stop_if_disk_full(result)
     finally:
-        await _aclose(runner, feeder)
+        await _astop(batches, driving, runner, feeder, stage)
         run.finish(feeder)
 
 
@@ -785,6 +824,24 @@ async def _aclose(runner: AsyncLoop, feeder: Feeder) -> None:
     """Stop ``runner``, counting what its cancelled transfers kept."""
     for job, attempt in await runner.aclose():
         feeder.cancelled(job, attempt)
+
+
+async def _astop(
+    batches: AsyncGenerator[Batch, None],
+    driving: AsyncGenerator[Batch, None],
+    runner: AsyncLoop,
+    feeder: Feeder,
+    stage: Stage | None,
+) -> None:
+    """End an async run: the batches, the transfers, then the uploads (waited for on a
+    thread: those started finish, those queued are dropped when the run was cut short)."""
+    await batches.aclose()
+    await driving.aclose()
+    await _aclose(runner, feeder)
+    if stage is not None:
+        import asyncio
+
+        await asyncio.to_thread(stage.close, feeder)
 
 
 async def adownload(
@@ -822,7 +879,8 @@ class AsyncDownloader:
         progress: ProgressArg = False,
         **options: Unpack[Options],
     ) -> None:
-        self.config = _async_config(dest, options)
+        self.config, self._store_url = _async_config(dest, options)
+        self._options = options
         self._window = max(64, 2 * self.config.limits.concurrency)
         self._progress = progress
         self._pending: deque[tuple[int, str, str | None]] = deque()
@@ -923,21 +981,39 @@ class AsyncDownloader:
         await _load_async_engine()
         from ._engines._asyncio import AsyncLoop, adrive
 
-        config = _for_run(self.config)
+        stage = None
+        if self._store_url is None:
+            config = _for_run(self.config)
+        else:
+            try:
+                config, stage = await _astage(self.config, self._store_url, self._options)
+            except BaseException as exc:  # (an unusable store) every download fails with it
+                for waiting in self._futures.values():
+                    if waiting.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        waiting.set_exception(exc)
+                    else:
+                        waiting.cancel()
+                raise
         journal = _open_journal(config)
         run = _Run(_observers(self._progress), None, None, config.settings, journal)
         jobs = _named(plan_lines(self._input()), self._names)
-        feeder = _feeder(config, jobs, self._accept, journal)
+        feeder = _feeder(
+            config, jobs if stage is None else stage.mark(jobs), self._accept, journal
+        )
         runner = self._runner = AsyncLoop(config.settings, feeder.capacity)
+        driving = adrive(feeder, runner)
+        batches = driving if stage is None else stage.astream(driving)
         try:
-            async for batch in adrive(feeder, runner):
+            async for batch in batches:
                 for job, result in batch:
                     run.result(result, job)
                     future = self._futures.pop(job.index, None)
                     if future is not None and not future.done():
                         future.set_result(result)
         finally:
-            await _aclose(runner, feeder)
+            await _astop(batches, driving, runner, feeder, stage)
             for future in self._futures.values():
                 future.cancel()
             run.finish(feeder)

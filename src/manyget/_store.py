@@ -41,7 +41,7 @@ import queue
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -333,9 +333,14 @@ class Stage:
     def put(self, job: Job, result: Result) -> Result | None:
         """The result to report now, or None: its file is being uploaded (waits while
         the upload pool is full)."""
+        return self._put(job, result, wait=True)[1]
+
+    def _put(self, job: Job, result: Result, *, wait: bool) -> tuple[bool, Result | None]:
+        """:meth:`put`; without ``wait``, (False, None) when the upload pool is full and
+        nothing was done."""
         size = self._marked.pop(job.index, None)
         if size is not None and result.error == _STORED:
-            return Result(
+            return True, Result(
                 url=job.url,
                 path=self.store.object_url(job.name),
                 status=Status.SKIPPED,
@@ -344,12 +349,16 @@ class Stage:
             )
         if result.path is None:
             if result.kept and self.temporary:  # the folder goes when the run ends
-                return dataclasses.replace(result, kept=0)
-            return result
+                return True, dataclasses.replace(result, kept=0)
+            return True, result
         if self.store.holds(result.path):  # a Dask worker uploaded it, or a journal's
-            return result
-        while not self._room.acquire(timeout=0.5):  # back-pressure; Ctrl-C is seen
-            pass
+            return True, result
+        if not wait:
+            if not self._room.acquire(blocking=False):
+                return False, None
+        else:
+            while not self._room.acquire(timeout=0.5):  # back-pressure; Ctrl-C is seen
+                pass
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -361,7 +370,7 @@ class Stage:
             self._uploading -= 1
             self._room.release()
             raise
-        return None
+        return True, None
 
     def _upload(self, job: Job, result: Result) -> None:
         local = str(result.path)
@@ -407,6 +416,29 @@ class Stage:
             if close is not None:
                 close()
             self.close(feeder)
+
+    async def astream(self, batches: AsyncIterator[Batch]) -> AsyncGenerator[Batch, None]:
+        """:meth:`stream` for the async engine, never blocking the event loop: a result
+        that must wait for room in the upload pool, and the wait for the last uploads,
+        go to a thread. The caller closes the stage (:meth:`close`, on a thread) once
+        the engine has stopped."""
+        import asyncio
+
+        async for batch in batches:
+            out: Batch = []
+            for job, result in batch:
+                taken, now = self._put(job, result, wait=False)
+                if not taken:
+                    now = await asyncio.to_thread(self.put, job, result)
+                if now is not None:
+                    out.append((job, now))
+            self._take(out, block=False)
+            if out:
+                yield out
+        while self._uploading:
+            out = []
+            await asyncio.to_thread(self._take, out, block=True)
+            yield out
 
     def _take(self, out: Batch, *, block: bool) -> None:
         """Move finished uploads to ``out`` (with ``block``, at least one)."""

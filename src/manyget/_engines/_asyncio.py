@@ -259,7 +259,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-async def adrive(feeder: Feeder, runner: AsyncLoop) -> AsyncIterator[Batch]:
+async def adrive(feeder: Feeder, runner: AsyncLoop) -> AsyncGenerator[Batch, None]:
     """The async twin of :func:`~manyget._engines._drive.drive` (empty batches too)."""
     clock = time.monotonic
     last = clock()
