@@ -399,11 +399,7 @@ class Stage:
         uploads join the next batch, and the rest are waited for at the end."""
         try:
             for batch in batches:
-                out: Batch = []
-                for job, result in batch:
-                    now = self.put(job, result)
-                    if now is not None:
-                        out.append((job, now))
+                out = self._through(batch, wait=True)[0]
                 self._take(out, block=False)
                 if out:
                     yield out
@@ -425,11 +421,9 @@ class Stage:
         import asyncio
 
         async for batch in batches:
-            out: Batch = []
-            for job, result in batch:
-                taken, now = self._put(job, result, wait=False)
-                if not taken:
-                    now = await asyncio.to_thread(self.put, job, result)
+            out, waiting = self._through(batch, wait=False)
+            for job, result in waiting:
+                now = await asyncio.to_thread(self.put, job, result)
                 if now is not None:
                     out.append((job, now))
             self._take(out, block=False)
@@ -439,6 +433,19 @@ class Stage:
             out = []
             await asyncio.to_thread(self._take, out, block=True)
             yield out
+
+    def _through(self, batch: Batch, *, wait: bool) -> tuple[Batch, Batch]:
+        """:meth:`put` each result of ``batch``: those to report now, and (without
+        ``wait``) those left for a put that may wait for room in the upload pool."""
+        out: Batch = []
+        waiting: Batch = []
+        for job, result in batch:
+            taken, now = self._put(job, result, wait=wait)
+            if not taken:
+                waiting.append((job, result))
+            elif now is not None:
+                out.append((job, now))
+        return out, waiting
 
     def _take(self, out: Batch, *, block: bool) -> None:
         """Move finished uploads to ``out`` (with ``block``, at least one)."""
