@@ -310,3 +310,35 @@ def test_ctrl_c_summary_counts_partial_files_kept(
     assert "kept for a resume" in err
     kept = (tmp_path / ".4000000.part").stat().st_size
     assert 0 < kept < 4_000_000
+
+
+def test_a_stop_landing_inside_an_attempts_end_leaves_the_loop_closable(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's SIGTERM (SystemExit) that lands while an ended transfer is being
+    finished: the loop's close, which cancels what still runs, passes over that one
+    instead of ending it twice (it failed an assertion, printing a traceback)."""
+    from manyget._engines._multi import MultiLoop
+    from manyget._fetch._body import Body
+    from manyget._jobs import plan
+    from manyget._options import configure
+
+    settings = configure(tmp_path, {}).settings
+    loop = MultiLoop(settings, 2)
+    job = next(iter(plan([f"{server.url}/bytes/5000"])))
+    loop.start(job)
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise SystemExit(143)  # as _exit_on_sigterm does, here inside Body.finish
+
+    def wait_until_stopped() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            loop.wait(0.1)
+
+    monkeypatch.setattr(Body, "finish", stopped)
+    with pytest.raises(SystemExit):
+        wait_until_stopped()
+    monkeypatch.undo()
+    assert loop.close() == []
+    assert list(tmp_path.iterdir()) == []  # nothing under a final name

@@ -439,6 +439,12 @@ class Transfer:
         self._pause: int = pycurl.WRITEFUNC_PAUSE
         self._disposition = settings.content_disposition
 
+    @property
+    def ending(self) -> bool:
+        """Whether :meth:`end` has begun the attempt's end (and a stop cut it short, if
+        the attempt is still counted as running)."""
+        return self._body is None
+
     def close(self) -> None:
         self.curl.close()
         self._folder.close()
@@ -788,6 +794,9 @@ class Transfers:
             rates.paused.clear()  # what is cancelled is never resumed
         cancelled = []
         for curl in list(self._active):
+            if self._active[curl].ending:  # a stop landed in its end: it has no body now
+                del self._active[curl]  # (nothing under a final name but whole files)
+                continue
             ended = self.end(curl, CANCELLED, "cancelled")
             assert ended is not None  # a cancelled transfer never hops
             cancelled.append(ended)
