@@ -1,4 +1,5 @@
-"""A loopback HTTP server that counts the requests for each path (journal and dask tests).
+"""Loopback HTTP servers for tests: :class:`LoopbackServer`, the lifecycle they share, and
+:class:`CountingServer`, which counts the requests for each path (journal and dask tests).
 
 ``/f/NAME?size=N&delay=S`` answers ``N`` bytes that depend only on NAME (see
 :func:`body_of`), after ``delay`` seconds; a path in ``missing`` answers 404.
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 def body_of(name: str, size: int) -> bytes:
@@ -20,7 +22,27 @@ def body_of(name: str, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-class CountingServer:
+class LoopbackServer:
+    """A ThreadingHTTPServer on 127.0.0.1 serving ``handler`` on a thread of its own for
+    the length of a ``with`` block; ``port`` is its port."""
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self.port: int = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class CountingServer(LoopbackServer):
     """A ThreadingHTTPServer on 127.0.0.1 counting GETs by path."""
 
     def __init__(self) -> None:
@@ -67,19 +89,8 @@ class CountingServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> CountingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._listen(Handler)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def urls(self, n: int, *, size: int = 1000, delay: float = 0.0, prefix: str = "") -> list[str]:
         """``n`` URLs named ``{prefix}{i}.bin``."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import manyget
+from _counting import LoopbackServer
 from manyget import AttemptKind, RetryPolicy, Status
 from manyget._results import Attempt
 from manyget._server import Faults, Server
@@ -292,13 +293,13 @@ def test_the_rest_of_a_slow_piece_is_stolen(
     assert leftovers(tmp_path) == []
 
 
-class CappedServer:
+class CappedServer(LoopbackServer):
     """One file, ``/f``, with ranges and an ETag, sent in 64 KiB steps 5 ms apart; a
     request that would make more than ``cap`` at once is answered 503, as servers that
     limit each client's connections do."""
 
     def __init__(self, size: int, cap: int) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         body = served(size)
         self.active = self.peak = self.refused = 0
@@ -361,18 +362,8 @@ class CappedServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/f"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> CappedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._listen(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/f"
 
 
 def test_a_server_that_refuses_more_connections_gets_fewer(engine: str, tmp_path: Path) -> None:

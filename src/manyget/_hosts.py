@@ -571,7 +571,7 @@ class Feeder:
             if split is not None and split.inode == job.span[3]:
                 split.release(job.url)
                 began = job.span[0]
-                split.pieces.appendleft((began, split.end_of(began, job.span[1])))  # again
+                split.again(began, split.end_of(began, job.span[1]))
             return
         tries = self._tries.pop(job.index, None)
         self.gate.done(job if tries is None else tries[2], None, now)

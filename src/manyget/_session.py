@@ -751,9 +751,11 @@ def _async_config(dest: str | os.PathLike[str], options: Options) -> tuple[Confi
     return configure(_open_dest(dest, options)[0], {**options, "engine": "asyncio"}), None
 
 
-async def _astage(config: Config, url: str, options: Options) -> tuple[Config, Stage]:
-    """Open the object store at ``url`` and the run's stage on a thread; the config for
-    the run."""
+async def _aopen(config: Config, url: str | None, options: Options) -> tuple[Config, Stage | None]:
+    """The config of an async run, and its stage when it goes to the object store at
+    ``url`` (opened and listed on a thread)."""
+    if url is None:
+        return _for_run(config), None
     import asyncio
 
     from ._store import Stage, open_store
@@ -776,14 +778,9 @@ async def aiter_download(
 ) -> AsyncIterator[Result]:
     """Async :func:`iter_download` on the running loop, which it never blocks."""
     await _load_async_engine()
-    from ._engines._asyncio import AsyncLoop, adrive
+    from ._engines._asyncio import AsyncLoop
 
-    config, url = _async_config(dest, options)
-    stage = None
-    if url is None:
-        config = _for_run(config)
-    else:
-        config, stage = await _astage(config, url, options)
+    config, stage = await _aopen(*_async_config(dest, options), options)
     journal = _open_journal(config)
     lines = _lines(urls, 2 * config.limits.concurrency)
     jobs = plan_lines(lines)
@@ -791,8 +788,7 @@ async def aiter_download(
     runner = AsyncLoop(config.settings, feeder.capacity)
     total = len(urls) if isinstance(urls, Sized) and not isinstance(urls, str) else None
     run = _Run(_observers(progress), total, tally, config.settings, journal)
-    driving = adrive(feeder, runner)
-    batches = driving if stage is None else stage.astream(driving)
+    batches = _abatches(feeder, runner, stage)
     try:
         async for batch in batches:
             for job, result in batch:
@@ -800,7 +796,7 @@ async def aiter_download(
                 yield result
                 _stop_if_disk_full(result)
     finally:
-        await _astop(batches, driving, runner, feeder, stage)
+        await _astop(batches, runner, feeder, stage)
         run.finish(feeder)
 
 
@@ -826,17 +822,22 @@ async def _aclose(runner: AsyncLoop, feeder: Feeder) -> None:
         feeder.cancelled(job, attempt)
 
 
+def _abatches(
+    feeder: Feeder, runner: AsyncLoop, stage: Stage | None
+) -> AsyncGenerator[Batch, None]:
+    """An async run's batches of results: once uploaded, with a stage."""
+    from ._engines._asyncio import adrive
+
+    driving = adrive(feeder, runner)
+    return driving if stage is None else stage.astream(driving)
+
+
 async def _astop(
-    batches: AsyncGenerator[Batch, None],
-    driving: AsyncGenerator[Batch, None],
-    runner: AsyncLoop,
-    feeder: Feeder,
-    stage: Stage | None,
+    batches: AsyncGenerator[Batch, None], runner: AsyncLoop, feeder: Feeder, stage: Stage | None
 ) -> None:
     """End an async run: the batches, the transfers, then the uploads (waited for on a
     thread: those started finish, those queued are dropped when the run was cut short)."""
     await batches.aclose()
-    await driving.aclose()
     await _aclose(runner, feeder)
     if stage is not None:
         import asyncio
@@ -979,23 +980,19 @@ class AsyncDownloader:
 
     async def _serve(self) -> None:
         await _load_async_engine()
-        from ._engines._asyncio import AsyncLoop, adrive
+        from ._engines._asyncio import AsyncLoop
 
-        stage = None
-        if self._store_url is None:
-            config = _for_run(self.config)
-        else:
-            try:
-                config, stage = await _astage(self.config, self._store_url, self._options)
-            except BaseException as exc:  # (an unusable store) every download fails with it
-                for waiting in self._futures.values():
-                    if waiting.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        waiting.set_exception(exc)
-                    else:
-                        waiting.cancel()
-                raise
+        try:
+            config, stage = await _aopen(self.config, self._store_url, self._options)
+        except BaseException as exc:  # (an unusable store) every download fails with it
+            for waiting in self._futures.values():
+                if waiting.done():
+                    continue
+                if isinstance(exc, Exception):
+                    waiting.set_exception(exc)
+                else:
+                    waiting.cancel()
+            raise
         journal = _open_journal(config)
         run = _Run(_observers(self._progress), None, None, config.settings, journal)
         jobs = _named(plan_lines(self._input()), self._names)
@@ -1003,8 +1000,7 @@ class AsyncDownloader:
             config, jobs if stage is None else stage.mark(jobs), self._accept, journal
         )
         runner = self._runner = AsyncLoop(config.settings, feeder.capacity)
-        driving = adrive(feeder, runner)
-        batches = driving if stage is None else stage.astream(driving)
+        batches = _abatches(feeder, runner, stage)
         try:
             async for batch in batches:
                 for job, result in batch:
@@ -1013,7 +1009,7 @@ class AsyncDownloader:
                     if future is not None and not future.done():
                         future.set_result(result)
         finally:
-            await _astop(batches, driving, runner, feeder, stage)
+            await _astop(batches, runner, feeder, stage)
             for future in self._futures.values():
                 future.cancel()
             run.finish(feeder)

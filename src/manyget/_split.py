@@ -277,8 +277,7 @@ class Split:
         if self.active <= 1:
             return False
         self.most = max(1, self.active - 1)
-        if end > start:
-            self.pieces.appendleft((start, end))
+        self.again(start, end)
         return True
 
     def refuse(self, url: str, start: int, end: int) -> bool:
@@ -288,9 +287,13 @@ class Split:
         if url == self.sources[0][0]:
             return False
         self.refused.add(url)
+        self.again(start, end)
+        return True
+
+    def again(self, start: int, end: int) -> None:
+        """Bytes ``start`` to ``end`` go back to the queue, to be handed out first."""
         if end > start:
             self.pieces.appendleft((start, end))
-        return True
 
     def wrote(self, start: int, end: int) -> None:
         """Bytes ``start`` to ``end`` are on disk."""

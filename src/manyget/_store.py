@@ -41,7 +41,7 @@ import queue
 import re
 import shutil
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -413,26 +413,29 @@ class Stage:
                 close()
             self.close(feeder)
 
-    async def astream(self, batches: AsyncIterator[Batch]) -> AsyncGenerator[Batch, None]:
+    async def astream(self, batches: AsyncGenerator[Batch, None]) -> AsyncGenerator[Batch, None]:
         """:meth:`stream` for the async engine, never blocking the event loop: a result
         that must wait for room in the upload pool, and the wait for the last uploads,
-        go to a thread. The caller closes the stage (:meth:`close`, on a thread) once
-        the engine has stopped."""
+        go to a thread. ``batches`` is closed with it; the caller closes the stage
+        (:meth:`close`, on a thread) once the engine has stopped."""
         import asyncio
 
-        async for batch in batches:
-            out, waiting = self._through(batch, wait=False)
-            for job, result in waiting:
-                now = await asyncio.to_thread(self.put, job, result)
-                if now is not None:
-                    out.append((job, now))
-            self._take(out, block=False)
-            if out:
+        try:
+            async for batch in batches:
+                out, waiting = self._through(batch, wait=False)
+                for job, result in waiting:
+                    now = await asyncio.to_thread(self.put, job, result)
+                    if now is not None:
+                        out.append((job, now))
+                self._take(out, block=False)
+                if out:
+                    yield out
+            while self._uploading:
+                out = []
+                await asyncio.to_thread(self._take, out, block=True)
                 yield out
-        while self._uploading:
-            out = []
-            await asyncio.to_thread(self._take, out, block=True)
-            yield out
+        finally:
+            await batches.aclose()
 
     def _through(self, batch: Batch, *, wait: bool) -> tuple[Batch, Batch]:
         """:meth:`put` each result of ``batch``: those to report now, and (without

@@ -13,7 +13,7 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
-from ._part import RUNNING, Busy, Folder, Held, Part, open_piece, piece_key
+from ._part import RUNNING, Busy, Folder, Held, Part, leave_running, open_piece, piece_key
 from ._state import (
     BUSY,
     DISK,
@@ -241,6 +241,13 @@ class Body:
         self._phase = DISK if disk_full else LOCAL
         self._local = f"{self._part.shown}: {exc.strerror or exc}"
 
+    def _write_failed(self, exc: OSError) -> None:
+        """A write (or the flush of what was held) failed: the bytes on disk stay."""
+        kept = self._phase is OPEN
+        self._local_error(exc)
+        if kept:
+            self._left = self._part.keep(self._memo())
+
     def write(self, data: bytes) -> bool:
         """Store ``data``; False (nothing stored) once the body passes ``max_size``, or
         when a slow stream stops to have its rest split."""
@@ -253,10 +260,7 @@ class Body:
         try:
             self._part.write(data)
         except OSError as exc:
-            kept = self._phase is OPEN
-            self._local_error(exc)
-            if kept:
-                self._left = self._part.keep(self._memo())  # the bytes so far stay
+            self._write_failed(exc)
             return False
         self.kept += len(data)
         return True
@@ -292,8 +296,7 @@ class Body:
             try:
                 self._part.flush()  # the bytes held in memory, first
             except OSError as exc:
-                self._local_error(exc)
-                self._left = self._part.keep(self._memo())
+                self._write_failed(exc)
         phase = self._phase
         end = on_end(phase, status, error is not None)
         if end is _PUBLISH:
@@ -471,8 +474,7 @@ class SpanBody:
         try:
             self._fd = open_piece(self._prefix, self._name, self._inode)
         except OSError as exc:
-            self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
-            self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
+            self._local_error(exc)
             return False
         self._phase = OPEN
         slot = self._slot = [self._start, self._end]
@@ -501,10 +503,13 @@ class SpanBody:
         try:
             self.kept += self._held.write(self._fd, self._start + self.kept)
         except OSError as exc:
-            self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
-            self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
+            self._local_error(exc)
             return False
         return True
+
+    def _local_error(self, exc: OSError) -> None:
+        self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
+        self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
 
     def _close(self) -> int:
         """Write what is held, close the piece's descriptor and leave the running
@@ -517,12 +522,7 @@ class SpanBody:
         slot, self._slot = self._slot, None
         if slot is None:
             return self._end
-        key = piece_key(self._prefix, self._name, self._inode)
-        pieces = RUNNING.get(key)
-        if pieces is not None and pieces.get(self._start) is slot:
-            del pieces[self._start]
-            if not pieces:
-                RUNNING.pop(key, None)
+        leave_running(piece_key(self._prefix, self._name, self._inode), self._start, slot)
         return slot[1]
 
     def finish(

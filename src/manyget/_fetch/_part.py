@@ -358,8 +358,7 @@ class Part:
 
     def flush(self) -> None:
         """Put every byte written on disk; an error leaves a prefix of them there."""
-        if self._held.size:
-            self._held.write(self.fd)
+        self._held.write(self.fd)
 
     def remember(self, saved: Saved) -> None:
         """Write the sidecar that makes the partial file resumable."""
@@ -568,6 +567,16 @@ def cut_rows(cuts: list[tuple[str, int, int, int]]) -> None:
             slot[1] = end
 
 
+def leave_running(key: tuple[str, int], began: int, slot: list[int]) -> None:
+    """The piece that began at ``began`` no longer runs: its entry ``slot`` leaves
+    :data:`RUNNING` (unless another took its place)."""
+    pieces = RUNNING.get(key)
+    if pieces is not None and pieces.get(began) is slot:
+        del pieces[began]
+        if not pieces:
+            RUNNING.pop(key, None)
+
+
 class Mirror:
     """Copies of other processes' running pieces in this process's :data:`RUNNING`, so
     the feeder here can cut them like its own; :meth:`cuts` says which ends it lowered,
@@ -595,11 +604,8 @@ class Mirror:
     def forget(self, source: int, tmp: str, inode: int, began: int) -> None:
         """A piece of ``source`` ended: it is no longer there to cut."""
         slot = self._slots.pop((source, tmp, inode, began), None)
-        pieces = RUNNING.get((tmp, inode))
-        if slot is not None and pieces is not None and pieces.get(began) is slot:
-            del pieces[began]
-            if not pieces:
-                RUNNING.pop((tmp, inode), None)
+        if slot is not None:
+            leave_running((tmp, inode), began, slot)
 
     def cuts(self) -> dict[int, list[tuple[str, int, int, int]]]:
         """The ends lowered here since last asked, by process."""
