@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -62,6 +63,7 @@ def _key(job: Job) -> Key:
 
 _POLL = 0.25  # seconds between checks that every worker is still alive (and reports)
 _REFILL = 0.005  # longest wait on sockets while a worker could take another job
+_DRAIN = 0.01  # how often the outbox is read while the workers stop
 
 
 def _context() -> Any:
@@ -272,13 +274,20 @@ class _Pool:
                     slot.process.terminate()  # SIGTERM: the worker cleans up and exits
         late: list[tuple[Job, Attempt]] = []
         # Read the outbox while the workers exit: one blocked writing to a full pipe
-        # would otherwise never finish.
+        # would otherwise never finish. Their exits are waited for, not polled: a run
+        # ends as soon as its last worker does.
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            late.extend(self._collect(0.05))
-            if all(slot.process.exitcode is not None for slot in self.slots):
+        while True:
+            late.extend(self._collect(0.0))
+            running = [
+                slot.process.sentinel for slot in self.slots if slot.process.exitcode is None
+            ]
+            if not running:
                 late.extend(self._collect(0.0))
                 break
+            if time.monotonic() >= deadline:
+                break
+            multiprocessing.connection.wait(running, timeout=_DRAIN)
         for wid in range(len(self.slots)):
             self._mirror.update(wid, [])  # nothing of theirs runs any more
         for slot in self.slots:
