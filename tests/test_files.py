@@ -289,3 +289,55 @@ def test_a_published_file_holds_every_byte_written(tmp_path: Path) -> None:
     folder.close()
     assert (tmp_path / "g").read_bytes() == data
     assert os.listdir(tmp_path) == ["g"]
+
+
+def _on_tmpfs(path: Path) -> bool:
+    import ctypes
+
+    info = ctypes.create_string_buffer(256)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert ctypes.CDLL(None).fstatfs(fd, info) == 0
+    finally:
+        os.close(fd)
+    return ctypes.c_long.from_buffer(info).value == 0x01021994
+
+
+def test_blocks_are_reserved_without_changing_the_size(tmp_path: Path) -> None:
+    """A big body's blocks are allocated before its bytes arrive (ext4 then writes them
+    for less CPU), past the end of the file: its size stays what was written."""
+    if _on_tmpfs(tmp_path):
+        pytest.skip("tmpfs: nothing is reserved there")
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"x" * 100)
+        _part.reserve(fd, 100, 16 << 20)
+        st = os.fstat(fd)
+        assert st.st_size == 100
+        assert st.st_blocks * 512 >= 16 << 20
+        _part.reserve(fd, 0, _part.RESERVE_FROM - 1)  # too small to be worth it
+    finally:
+        os.close(fd)
+
+
+def test_a_cut_big_body_resumes_from_its_bytes_not_its_blocks(
+    server: Server, engine: str, tmp_path: Path
+) -> None:
+    """The blocks reserved for a 20 MB body do not count as received: after a reset half
+    way, the partial file holds the bytes that came, and the next run fetches the rest
+    and publishes a file of exactly the body's blocks."""
+    size = 20_000_000
+    url = f"{server.url}/faults/reset-mid/{size}"
+    (first,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert first.status is Status.ERROR
+    part = tmp_path / f".{size}.part"
+    assert 0 < part.stat().st_size == first.kept < size
+    if not _on_tmpfs(tmp_path):
+        assert part.stat().st_blocks * 512 >= size  # the rest stays reserved for the resume
+    (second,) = manyget.download([url], tmp_path, engine=engine, retries=0).results
+    assert second.status is Status.OK
+    assert second.history[-1].http_status == 206
+    final = tmp_path / str(size)
+    assert final.read_bytes() == served(size)
+    assert final.stat().st_blocks * 512 < size + (1 << 20)  # nothing reserved left over

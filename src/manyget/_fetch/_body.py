@@ -13,7 +13,18 @@ from .._log import DEBUG, logger
 from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
-from ._part import RUNNING, Busy, Folder, Held, Part, leave_running, open_piece, piece_key
+from ._part import (
+    RESERVE_FROM,
+    RUNNING,
+    Busy,
+    Folder,
+    Held,
+    Part,
+    leave_running,
+    open_piece,
+    piece_key,
+    reserve,
+)
 from ._state import (
     BUSY,
     DISK,
@@ -190,6 +201,9 @@ class Body:
                 or not part.open_unnamed(folder)
             ):
                 part.open(self.offset)
+                rest = None if self._length is None else self._length - self.offset
+                if rest is not None and rest >= RESERVE_FROM and not field("content-encoding"):
+                    reserve(part.fd, self.offset, rest)
             if opening.sidecar:
                 part.remember(self._memo())
         except Busy:
@@ -473,6 +487,8 @@ class SpanBody:
             return False
         try:
             self._fd = open_piece(self._prefix, self._name, self._inode)
+            if not field("content-encoding"):
+                reserve(self._fd, self._start, self._end - self._start)
         except OSError as exc:
             self._local_error(exc)
             return False
