@@ -4,6 +4,7 @@ alone, a rerun fetching only the missing ranges, and one stream whenever ranges 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -610,3 +611,20 @@ def test_disk_full_mid_file_stops_the_run(server: Server, engine: str, tiny_disk
     assert "No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tiny_disk / str(size)).exists()
+
+
+def test_a_piece_and_its_stolen_rest_on_one_worker(
+    server: Server, mirror: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one worker process, the slow piece and the rest taken from it run side by
+    side in it, and both end the same byte: each ending is matched to its own piece."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # the parent sizes its pool by it
+    size = 8 * MIB
+    fast = f"{server.url}/faults/drip/{size}?interval=0.01&chunk=65536"
+    slow = f"{mirror.url}/faults/drip/{size}?interval=0.05&chunk=16384"
+    result = fetched(
+        f"{fast}\t{slow}", tmp_path, size, engine="processes", retries=FAST, split=2,
+        min_split_size=128 * KIB,
+    )  # fmt: skip
+    assert result.attempts > 1 + size // piece_size(size, 2, 128 * KIB)
+    assert leftovers(tmp_path) == []

@@ -53,12 +53,14 @@ from ._window import failed_attempt
 
 __all__ = ["run"]
 
-Key = int | tuple[int, int]  # a job's index; with the end of its range, for a piece of a file
+Key = int | tuple[int, int]  # a job's index; with the start of its range, for a piece of a file
 
 
 def _key(job: Job) -> Key:
-    """Which attempt an answer from a worker is about: pieces of one file share its index."""
-    return job.index if job.span is None else (job.index, job.span[1])
+    """Which attempt an answer from a worker is about: pieces of one file share its index,
+    and no two of them running begin at the same byte (the rest of a piece taken over
+    ends where the piece ended, so the end would not tell them apart)."""
+    return job.index if job.span is None else (job.index, job.span[0])
 
 
 _POLL = 0.25  # seconds between checks that every worker is still alive (and reports)
