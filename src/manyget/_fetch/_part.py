@@ -149,15 +149,12 @@ def _fallocator() -> Any:
         if sys.platform.startswith("linux"):
             import ctypes
 
-            with contextlib.suppress(OSError, AttributeError):
-                found = ctypes.CDLL(None, use_errno=True)
-                found.fallocate.argtypes = [
-                    ctypes.c_int,
-                    ctypes.c_int,
-                    ctypes.c_int64,
-                    ctypes.c_int64,
-                ]
-                found.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            with contextlib.suppress(OSError, AttributeError):  # no libc, or too old
+                libc = ctypes.CDLL(None, use_errno=True)
+                i64 = ctypes.c_int64
+                libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64]
+                libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+                found = libc  # only once both are there
         _libc.append(found)
     return _libc[0]
 
