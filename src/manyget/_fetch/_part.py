@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import stat
@@ -140,23 +141,23 @@ HOLD_CHUNKS = 16
 RESERVE_FROM = 8 << 20  # bodies at least this large have their blocks allocated first
 _KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE
 _TMPFS_MAGIC = 0x01021994
-_libc: list[Any] = []  # [the C library, or None where it has no fallocate]
 
 
+@functools.cache
 def _fallocator() -> Any:
-    if not _libc:
-        found = None
-        if sys.platform.startswith("linux"):
-            import ctypes
+    """The C library, with ``fallocate`` and ``fstatfs``; None where it has not both."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-            with contextlib.suppress(OSError, AttributeError):  # no libc, or too old
-                libc = ctypes.CDLL(None, use_errno=True)
-                i64 = ctypes.c_int64
-                libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64]
-                libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
-                found = libc  # only once both are there
-        _libc.append(found)
-    return _libc[0]
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        i64 = ctypes.c_int64
+        libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64]
+        libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    except (OSError, AttributeError):  # no C library to load, or an old one
+        return None
+    return libc
 
 
 def reserve(fd: int, offset: int, length: int) -> None:
@@ -168,8 +169,10 @@ def reserve(fd: int, offset: int, length: int) -> None:
     had (not Linux, a file system without it, too little room) writes allocate as they
     go, and tmpfs is skipped, where it zeroes the pages the writes then fill.
     """
+    if length < RESERVE_FROM:
+        return
     libc = _fallocator()
-    if libc is None or length < RESERVE_FROM:
+    if libc is None:
         return
     try:
         room = os.fstatvfs(fd)
