@@ -14,7 +14,6 @@ from .._policy import Saved
 from .._results import Attempt, AttemptKind
 from .._split import LOOK_EVERY, split_rest, splits
 from ._part import (
-    RESERVE_FROM,
     RUNNING,
     Busy,
     Folder,
@@ -201,9 +200,8 @@ class Body:
                 or not part.open_unnamed(folder)
             ):
                 part.open(self.offset)
-                rest = None if self._length is None else self._length - self.offset
-                if rest is not None and rest >= RESERVE_FROM and not field("content-encoding"):
-                    reserve(part.fd, self.offset, rest)
+                if self._length is not None and not field("content-encoding"):
+                    reserve(part.fd, self.offset, self._length - self.offset)
             if opening.sidecar:
                 part.remember(self._memo())
         except Busy:

@@ -140,24 +140,53 @@ HOLD_CHUNKS = 16
 
 RESERVE_FROM = 8 << 20  # bodies at least this large have their blocks allocated first
 _KEEP_SIZE = 1  # FALLOC_FL_KEEP_SIZE
-_TMPFS_MAGIC = 0x01021994
+TMPFS_MAGIC = 0x01021994  # statfs's f_type for tmpfs
 
 
 @functools.cache
-def _fallocator() -> Any:
-    """The C library, with ``fallocate`` and ``fstatfs``; None where it has not both."""
+def _libc() -> tuple[Any, Any] | None:
+    """The C library with ``fallocate`` and ``fstatfs`` (Linux), and the structure
+    ``fstatfs`` fills; None where there are not both."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
+
+    class StatFs(ctypes.Structure):  # struct statfs, and room for what comes after
+        _fields_ = [
+            ("f_type", ctypes.c_long),
+            ("f_bsize", ctypes.c_long),
+            ("f_blocks", ctypes.c_ulong),
+            ("f_bfree", ctypes.c_ulong),
+            ("f_bavail", ctypes.c_ulong),
+            ("f_files", ctypes.c_ulong),
+            ("f_ffree", ctypes.c_ulong),
+            ("f_fsid", ctypes.c_int * 2),
+            ("f_namelen", ctypes.c_long),
+            ("f_frsize", ctypes.c_long),  # the unit of the block counts
+            ("rest", ctypes.c_byte * 256),
+        ]
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         i64 = ctypes.c_int64
         libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, i64, i64]
-        libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.fstatfs.argtypes = [ctypes.c_int, ctypes.POINTER(StatFs)]
     except (OSError, AttributeError):  # no C library to load, or an old one
         return None
-    return libc
+    return libc, StatFs
+
+
+def file_system(fd: int) -> tuple[int, int] | None:
+    """The type of the file system holding ``fd`` (``statfs``'s ``f_type``) and the
+    bytes free there for us; None where that cannot be asked."""
+    found = _libc()
+    if found is None:
+        return None
+    libc, statfs = found
+    info = statfs()
+    if libc.fstatfs(fd, info) != 0:
+        return None
+    return info.f_type, info.f_bavail * (info.f_frsize or info.f_bsize)
 
 
 def reserve(fd: int, offset: int, length: int) -> None:
@@ -171,21 +200,12 @@ def reserve(fd: int, offset: int, length: int) -> None:
     """
     if length < RESERVE_FROM:
         return
-    libc = _fallocator()
-    if libc is None:
+    found, libc = file_system(fd), _libc()
+    if found is None or libc is None or found[0] == TMPFS_MAGIC:
         return
-    try:
-        room = os.fstatvfs(fd)
-    except OSError:
-        return
-    if room.f_bavail * room.f_frsize < length + RESERVE_FROM:
+    if found[1] < length + RESERVE_FROM:
         return  # the disk fills up as the writes go, not before the first byte
-    import ctypes
-
-    info = ctypes.create_string_buffer(256)  # struct statfs: f_type comes first
-    if libc.fstatfs(fd, info) != 0 or ctypes.c_long.from_buffer(info).value == _TMPFS_MAGIC:
-        return
-    libc.fallocate(fd, _KEEP_SIZE, offset, length)  # an error is the same as not asking
+    libc[0].fallocate(fd, _KEEP_SIZE, offset, length)  # an error: as if never asked
 
 
 class Held:
