@@ -249,9 +249,7 @@ class Body:
         return True
 
     def _local_error(self, exc: OSError) -> None:
-        disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        self._phase = DISK if disk_full else LOCAL
-        self._local = f"{self._part.shown}: {exc.strerror or exc}"
+        self._phase, self._local = _local_failure(self._part.shown, exc)
 
     def _write_failed(self, exc: OSError) -> None:
         """A write (or the flush of what was held) failed: the bytes on disk stay."""
@@ -402,6 +400,13 @@ class Body:
         return 0
 
 
+def _local_failure(path: str, exc: OSError) -> tuple[Phase, str]:
+    """The phase a local error leaves a body in (DISK when the disk or the quota is
+    full: the run stops) and its text."""
+    disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return (DISK if disk_full else LOCAL), f"{path}: {exc.strerror or exc}"
+
+
 def _resumed(opening: Opening) -> str:
     """What became of a resume, said for the log."""
     if opening.phase is Phase.OPEN:
@@ -522,8 +527,7 @@ class SpanBody:
         return True
 
     def _local_error(self, exc: OSError) -> None:
-        self._phase = DISK if exc.errno in (errno.ENOSPC, errno.EDQUOT) else LOCAL
-        self._local = f"{self._prefix}{self._name}: {exc.strerror or exc}"
+        self._phase, self._local = _local_failure(f"{self._prefix}{self._name}", exc)
 
     def _close(self) -> int:
         """Write what is held, close the piece's descriptor and leave the running
