@@ -105,6 +105,9 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
         (["--engines", "turbo"], "unknown engine 'turbo'"),
         (["--against", "lynx"], "unknown tool 'lynx'"),
         (["--runs", "0"], "must be >= 1"),
+        (["--tree", "src"], "expected NAME=SRC"),
+        (["--tree", "old=/nonexistent"], "no manyget package in that folder"),
+        (["--tree", "a=src", "--tree", "a=src"], "a name of its own"),
     ],
 )
 def test_bad_choices_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -114,6 +117,29 @@ def test_bad_choices_are_one_line_errors(tmp_path: Path, args: list[str], messag
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trees_race_versions_of_manyget_side_by_side(tmp_path: Path) -> None:
+    """``--tree NAME=SRC`` runs each engine from each source folder: this checkout's
+    src downloads everything, a version that exits at once is marked incomplete."""
+    broken = tmp_path / "broken"
+    (broken / "manyget").mkdir(parents=True)
+    (broken / "manyget" / "__init__.py").write_text("")
+    (broken / "manyget" / "__main__.py").write_text("raise SystemExit(7)\n")
+    here = Path(__file__).resolve().parent.parent / "src"
+    out = tmp_path / "bench"
+    out.mkdir()
+    proc = bench(
+        "--scenario", "tiny", "--engines", "multi", "--against", "none", "--runs", "1",
+        "--tree", f"now={here}", "--tree", f"broken={broken}", "--json", tmp=out,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # a manyget run did not download everything
+    ran = json.loads(proc.stdout)["scenarios"][0]["runs"]
+    assert sorted(ran) == ["manyget multi (broken)", "manyget multi (now)"]
+    assert all(r["complete"] and r["files"] == 24 for r in ran["manyget multi (now)"])
+    (failed,) = ran["manyget multi (broken)"]
+    assert not failed["complete"]
+    assert "exit 7" in failed["problem"]
 
 
 def test_verify_finds_missing_corrupt_and_extra_files(tmp_path: Path) -> None:

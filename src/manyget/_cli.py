@@ -182,6 +182,14 @@ def _unrecognized(extra: Sequence[str]) -> str:
     return f"{len(extra)} unexpected argument{plural}"
 
 
+def _tree(text: str) -> tuple[str, str]:
+    """``NAME=SRC``: a version of manyget for ``bench`` and the folder it runs from."""
+    name, equals, source = text.partition("=")
+    if not equals or not name or not source:
+        raise argparse.ArgumentTypeError(f"expected NAME=SRC, got {text!r}")
+    return name, os.path.abspath(source)
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -690,6 +698,16 @@ def build_parser() -> _Parser:
         help="where served files and downloads go (default: /dev/shm if present)",
     )
     bench.add_argument(
+        "--tree",
+        dest="trees",
+        type=_tree,
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="race manyget from the source folder SRC (its src/), named NAME; repeat it "
+        "to compare versions in one run (default: the installed manyget)",
+    )
+    bench.add_argument(
         "--timeout",
         type=_seconds,
         default=600.0,
@@ -1164,6 +1182,7 @@ def _bench(args: argparse.Namespace) -> int:
         tmp=args.tmp,
         timeout=args.timeout,
         plot_to=args.plot,
+        trees=args.trees,
         say=say,
     )
     if args.json:  # the data on stdout, the table still for the eye on stderr

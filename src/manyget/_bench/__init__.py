@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._engines import ENGINES
 from .._exceptions import DestinationError, UsageError
-from ._contenders import PEERS, Contender, engine_contender, peer_contender
+from ._contenders import PEERS, engine_contender, peer_contender
 from ._nginx import find_nginx
 from ._report import plot, rows, table, to_json
 from ._run import ScenarioRuns, run_scenario
@@ -59,9 +59,14 @@ def bench(
     tmp: str | None = None,
     timeout: float = 600.0,
     plot_to: str | None = None,
+    trees: Sequence[tuple[str, str]] = (),
     say: Callable[[str], None] = lambda line: None,
 ) -> list[ScenarioRuns]:
-    """Run the chosen scenarios; check every choice before the first run."""
+    """Run the chosen scenarios; check every choice before the first run.
+
+    ``trees`` ((name, source folder), ...) races those versions of manyget, each engine
+    of each, instead of the installed one: before and after a change, in one run.
+    """
     chosen = [SCENARIOS[name] for name in _choose("scenario", scenarios, list(SCENARIOS))]
     engine_names = None if engines is None else _choose("engine", engines, list(ENGINES))
     peers = [peer_contender(name) for name in _choose("tool", against, PEERS)]
@@ -69,6 +74,13 @@ def bench(
         raise UsageError("--nginx: nginx is not installed (Debian: apt-get install nginx)")
     if plot_to is not None and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'manyget[plot]'")
+    labels = [label for label, _ in trees]
+    if len(set(labels)) < len(labels):
+        raise UsageError("--tree: each version needs a name of its own")
+    for label, source in trees:
+        if not os.path.isfile(os.path.join(source, "manyget", "__init__.py")):
+            raise UsageError(f"--tree {label}={source}: no manyget package in that folder")
+    versions: list[tuple[str, str] | None] = [*trees] if trees else [None]
     root = Path(tmp if tmp is not None else default_tmp())
     if not root.is_dir() or not os.access(root, os.W_OK | os.X_OK):
         raise DestinationError(f"cannot write benchmark files under {str(root)!r}")
@@ -76,7 +88,7 @@ def bench(
     with tempfile.TemporaryDirectory(prefix="manyget-bench-", dir=root) as work:
         for scenario in chosen:
             names = engine_names if engine_names is not None else scenario.engines
-            contenders: list[Contender] = [engine_contender(e) for e in names]
+            contenders = [engine_contender(e, tree) for e in names for tree in versions]
             if scenario.peers:
                 contenders += peers
             results.append(

@@ -43,6 +43,12 @@ class Contender:
     concurrency: int = 1
     split: int = 1  # connections per file (each tool's own ranges option)
     size: int = 0  # the largest file, for options given in bytes (wget2's chunk size)
+    engine: str = ""  # manyget's engine (peers: none)
+    tree: str = ""  # manyget's source folder to run instead of the installed one
+
+    def environment(self) -> dict[str, str]:
+        """What the run's environment adds: a source tree goes first on the path."""
+        return {"PYTHONPATH": self.tree} if self.tree else {}
 
     def command(self, urls: Sequence[str], names: Sequence[str], work: Path) -> list[str]:
         """The argv downloading ``urls`` into ``work/out`` (input files go in ``work``)."""
@@ -52,7 +58,7 @@ class Contender:
         conc = str(self.concurrency)
         split = self.split
         if not self.peer:
-            engine = self.name.removeprefix("manyget ")
+            engine = self.engine
             ranges = ["--split", str(split), "--min-split-size", "1M"] if split > 1 else []
             return [sys.executable, "-m", "manyget", "get", "-i", str(listing), "-d", str(out),
                     "-q", "--engine", engine, "-j", conc, "--per-host", conc, *ranges]  # fmt: skip
@@ -82,8 +88,12 @@ class Contender:
         return dataclasses.replace(self, concurrency=concurrency, split=split, size=size)
 
 
-def engine_contender(engine: str) -> Contender:
-    return Contender(f"manyget {engine}", peer=False)
+def engine_contender(engine: str, tree: tuple[str, str] | None = None) -> Contender:
+    """manyget's ``engine``; with ``tree`` (its name, a source folder), that version of it."""
+    if tree is None:
+        return Contender(f"manyget {engine}", peer=False, engine=engine)
+    label, source = tree
+    return Contender(f"manyget {engine} ({label})", peer=False, engine=engine, tree=source)
 
 
 def peer_contender(name: str) -> Contender:

@@ -220,6 +220,7 @@ def run_once(
         env = dict(os.environ)
         # Python contenders run with their bytecode cached, as an installed package has it.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(contender.environment())
         wait_quiet(3.0)
         busy0 = cpu_busy_seconds()
         own0 = _children_cpu()
