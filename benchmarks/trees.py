@@ -8,6 +8,9 @@ included) per tree and engine; every run must leave all 10,000 files.
 
     git worktree add --detach /tmp/old <commit>
     python benchmarks/trees.py --tree old=/tmp/old/src --tree new=src --engines multi,asyncio
+
+Any scenario, with the bench's own data and report: ``manyget bench --tree old=/tmp/old/src
+--tree new=src --against none``.
 """
 
 from __future__ import annotations
